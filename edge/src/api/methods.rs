@@ -1,0 +1,256 @@
+//! Server API methods: decode params, call the node, shape results as Centrifugo does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::engine::HistoryQuery;
+use crate::node::channels::wildcard_match;
+use crate::node::{history_options, Node, PublishParams, VERSION};
+use crate::protocol::{ErrorCode, Payload, Publication, StreamPosition};
+
+/// An error in the body of an API reply (HTTP 200).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    pub code: u32,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn method_not_found() -> Self {
+        Self { code: 104, message: "method not found".into() }
+    }
+
+    fn bad_request(detail: impl std::fmt::Display) -> Self {
+        Self { code: 107, message: format!("bad request: {detail}") }
+    }
+}
+
+impl From<ErrorCode> for ApiError {
+    fn from(e: ErrorCode) -> Self {
+        Self { code: e.code, message: e.message.to_string() }
+    }
+}
+
+const METHODS: &[&str] =
+    &["publish", "broadcast", "presence", "presence_stats", "history", "history_remove", "channels", "info"];
+
+/// Whether `method` is served by this API.
+pub fn is_known(method: &str) -> bool {
+    METHODS.contains(&method)
+}
+
+/// Runs one API method with JSON params and returns its JSON result.
+/// `params` is the JSON text of the request object (kept as text so payloads stay raw).
+pub async fn execute(node: &Arc<Node>, method: &str, params: &str, protocol: &str) -> Result<Value, ApiError> {
+    let timer = node.metrics.api_commands.with_label_values(&[protocol, method]).start_timer();
+    let out = match method {
+        "publish" => publish(node, params).await,
+        "broadcast" => broadcast(node, params).await,
+        "presence" => presence(node, params, false).await,
+        "presence_stats" => presence(node, params, true).await,
+        "history" => history(node, params).await,
+        "history_remove" => history_remove(node, params).await,
+        "channels" => channels(node, params),
+        "info" => Ok(info(node)),
+        _ => Err(ApiError::method_not_found()),
+    };
+    timer.observe_duration();
+    if let Err(e) = &out {
+        node.metrics.api_errors.with_label_values(&[protocol, method, &e.code.to_string()]).inc();
+    }
+    out.map(|v| if v.is_null() { json!({}) } else { v })
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(params: &str) -> Result<T, ApiError> {
+    serde_json::from_str(params).map_err(ApiError::bad_request)
+}
+
+/// Params of `publish` (one `channel`) and `broadcast` (`channels`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PublishFields {
+    channel: String,
+    channels: Vec<String>,
+    data: Option<Payload>,
+    b64data: Option<String>,
+    skip_history: bool,
+    tags: HashMap<String, String>,
+    idempotency_key: String,
+}
+
+#[derive(Serialize)]
+struct PublishResult {
+    #[serde(skip_serializing_if = "is_zero")]
+    offset: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    epoch: String,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl PublishFields {
+    fn payload(&self) -> Result<Payload, ApiError> {
+        if let Some(d) = &self.data {
+            return Ok(d.clone());
+        }
+        let Some(b64) = &self.b64data else { return Err(ApiError::bad_request("no data")) };
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(ApiError::bad_request)?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| ApiError::bad_request("b64data must hold JSON for JSON clients"))?;
+        Payload::from_json(&text).map_err(|_| ApiError::bad_request("b64data must hold JSON for JSON clients"))
+    }
+
+    fn params(&self) -> PublishParams {
+        PublishParams { info: None, tags: self.tags.clone(), skip_history: self.skip_history }
+    }
+}
+
+async fn publish_one(node: &Node, channel: &str, fields: &PublishFields) -> Result<StreamPosition, ApiError> {
+    if channel.is_empty() {
+        return Err(ApiError::bad_request("channel required"));
+    }
+    let _ = &fields.idempotency_key;
+    let data = fields.payload()?;
+    Ok(node.publish(channel, data, fields.params()).await?)
+}
+
+async fn publish(node: &Node, params: &str) -> Result<Value, ApiError> {
+    let req: PublishFields = parse(params)?;
+    let pos = publish_one(node, &req.channel, &req).await?;
+    Ok(json!(PublishResult { offset: pos.offset, epoch: pos.epoch }))
+}
+
+async fn broadcast(node: &Node, params: &str) -> Result<Value, ApiError> {
+    let req: PublishFields = parse(params)?;
+    if req.channels.is_empty() {
+        return Err(ApiError::bad_request("channels required"));
+    }
+    let mut responses = Vec::with_capacity(req.channels.len());
+    for channel in &req.channels {
+        responses.push(match publish_one(node, channel, &req).await {
+            Ok(pos) => json!({ "result": PublishResult { offset: pos.offset, epoch: pos.epoch } }),
+            Err(e) => json!({ "error": e }),
+        });
+    }
+    Ok(json!({ "responses": responses }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ChannelParams {
+    channel: String,
+}
+
+fn channel_options(node: &Node, channel: &str) -> Result<crate::config::ChannelOptions, ApiError> {
+    if channel.is_empty() {
+        return Err(ApiError::bad_request("channel required"));
+    }
+    let rules = node.rules();
+    Ok(rules.channels.resolve(&rules.config, channel)?.options.clone())
+}
+
+async fn presence(node: &Node, params: &str, stats: bool) -> Result<Value, ApiError> {
+    let req: ChannelParams = parse(params)?;
+    if !channel_options(node, &req.channel)?.presence {
+        return Err(ErrorCode::NOT_AVAILABLE.into());
+    }
+    let pm = node.presence_manager();
+    let internal = |e: crate::engine::EngineError| {
+        tracing::warn!(%e, "presence failed");
+        ApiError::from(ErrorCode::INTERNAL)
+    };
+    if stats {
+        let (clients, users) = pm.presence_stats(&req.channel).await.map_err(internal)?;
+        Ok(json!({ "num_clients": clients, "num_users": users }))
+    } else {
+        let presence = pm.presence(&req.channel).await.map_err(internal)?;
+        Ok(json!({ "presence": presence }))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct HistoryParams {
+    channel: String,
+    limit: i32,
+    since: Option<StreamPosition>,
+    reverse: bool,
+}
+
+#[derive(Serialize)]
+struct HistoryResult {
+    publications: Vec<Publication>,
+    offset: u64,
+    epoch: String,
+}
+
+async fn history(node: &Node, params: &str) -> Result<Value, ApiError> {
+    let req: HistoryParams = parse(params)?;
+    let options = channel_options(node, &req.channel)?;
+    if !options.history_enabled() {
+        return Err(ErrorCode::NOT_AVAILABLE.into());
+    }
+    if req.reverse && req.since.as_ref().is_some_and(|s| s.offset == 0) {
+        return Err(ApiError::bad_request("reverse with since.offset 0"));
+    }
+    let config = node.config();
+    let max = config.client_history_max_publication_limit;
+    let limit = match req.limit {
+        0 => Some(0),
+        n if n < 0 => Some(max),
+        n => Some((n as usize).min(max)),
+    };
+    let query = HistoryQuery {
+        limit,
+        since: req.since,
+        reverse: req.reverse,
+        meta_ttl: history_options(&config, &options).meta_ttl,
+    };
+    let (publications, pos) = node.history(&req.channel, query).await?;
+    Ok(json!(HistoryResult { publications, offset: pos.offset, epoch: pos.epoch }))
+}
+
+async fn history_remove(node: &Node, params: &str) -> Result<Value, ApiError> {
+    let req: ChannelParams = parse(params)?;
+    if !channel_options(node, &req.channel)?.history_enabled() {
+        return Err(ErrorCode::NOT_AVAILABLE.into());
+    }
+    node.remove_history(&req.channel).await?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ChannelsParams {
+    pattern: String,
+}
+
+fn channels(node: &Node, params: &str) -> Result<Value, ApiError> {
+    let req: ChannelsParams = parse(params)?;
+    let mut out = serde_json::Map::new();
+    for (name, n) in node.hub.channels() {
+        if req.pattern.is_empty() || wildcard_match(&req.pattern, &name) {
+            out.insert(name, json!({ "num_clients": n }));
+        }
+    }
+    Ok(json!({ "channels": out }))
+}
+
+fn info(node: &Node) -> Value {
+    json!({ "nodes": [{
+        "uid": node.id,
+        "name": node.name,
+        "version": VERSION,
+        "num_clients": node.hub.num_clients(),
+        "num_users": node.hub.num_users(),
+        "num_channels": node.hub.num_channels(),
+        "num_subs": node.hub.num_subscriptions(),
+        "uptime": node.uptime_secs(),
+    }]})
+}

@@ -1,0 +1,81 @@
+//! Claims of connection tokens as Centrifugo defines them.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::protocol::Payload;
+
+/// Claims of a connection token; unknown claims are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ConnectClaims {
+    pub sub: String,
+    pub exp: Option<i64>,
+    pub nbf: Option<i64>,
+    pub iat: Option<i64>,
+    #[serde(deserialize_with = "one_or_many")]
+    pub aud: Vec<String>,
+    pub iss: Option<String>,
+    pub info: Option<Payload>,
+    pub b64info: Option<String>,
+    pub channels: Vec<String>,
+    pub subs: HashMap<String, SubOptions>,
+    pub meta: Option<Payload>,
+    pub expire_at: Option<i64>,
+    /// Must be absent: its presence marks a subscription token used to connect.
+    pub channel: Option<serde_json::Value>,
+}
+
+/// Per-channel options of a server-side subscription from the `subs` claim.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct SubOptions {
+    pub info: Option<Payload>,
+    pub b64info: Option<String>,
+    pub data: Option<Payload>,
+    pub b64data: Option<String>,
+    #[serde(rename = "override")]
+    pub overrides: Option<SubOverride>,
+}
+
+/// Channel options a token may force for one subscription (`{"value": bool}` each).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct SubOverride {
+    pub presence: Option<BoolValue>,
+    pub join_leave: Option<BoolValue>,
+    pub force_push_join_leave: Option<BoolValue>,
+    pub force_recovery: Option<BoolValue>,
+    pub force_positioning: Option<BoolValue>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct BoolValue {
+    pub value: bool,
+}
+
+impl ConnectClaims {
+    /// When the connection's credentials expire (`expire_at` wins over `exp`; 0 = never).
+    pub fn expires_at(&self) -> Option<i64> {
+        match self.expire_at {
+            Some(0) => None,
+            Some(at) => Some(at),
+            None => self.exp,
+        }
+    }
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => vec![s],
+        Some(OneOrMany::Many(v)) => v,
+    })
+}

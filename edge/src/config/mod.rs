@@ -1,0 +1,247 @@
+//! Node configuration in the flat layout Centrifugo users already have.
+//!
+//! Loaded from a JSON, YAML or TOML file plus `GYRE_<KEY>` environment variables; every
+//! problem is reported with the key and the file (or variable) it came from.
+
+mod duration;
+mod load;
+mod validate;
+
+pub use duration::parse as parse_duration;
+pub use duration::ConfigDuration;
+pub use load::{default_path, load, load_str, ConfigError, ConfigIssue, Format};
+
+use serde::{Deserialize, Serialize};
+
+/// Which engine carries publications, history and presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// One node, everything in process memory.
+    #[default]
+    Memory,
+    /// Many nodes over NATS JetStream.
+    Nats,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Top-level options (channel options for channels without a namespace live in
+/// [`Config::channel`], written at the top level of the file as in Centrifugo).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Client port (connections; also the API unless `internal_port` is set).
+    pub port: u16,
+    pub address: String,
+    /// Optional second listener for the API, metrics and health.
+    pub internal_port: Option<u16>,
+    pub internal_address: String,
+    /// Node name shown in `info`; defaults to the host name.
+    pub name: String,
+    pub engine: EngineKind,
+    pub log_level: LogLevel,
+    pub log_format: LogFormat,
+
+    pub token_hmac_secret_key: String,
+    pub token_audience: String,
+    pub token_issuer: String,
+    pub allow_anonymous_connect_without_token: bool,
+    pub client_insecure: bool,
+
+    pub api_key: String,
+    pub api_insecure: bool,
+
+    /// Browser origins allowed to connect (`*` patterns allowed); requests without an Origin
+    /// header (non-browser clients) are always allowed.
+    pub allowed_origins: Vec<String>,
+
+    pub client_channel_limit: usize,
+    /// Bytes queued for one connection before it is disconnected as slow (3008).
+    pub client_queue_max_size: usize,
+    pub client_user_connection_limit: usize,
+    pub client_connection_limit: usize,
+    pub client_stale_close_delay: ConfigDuration,
+    pub client_expired_close_delay: ConfigDuration,
+    pub client_expired_sub_close_delay: ConfigDuration,
+    pub client_presence_update_interval: ConfigDuration,
+    pub client_history_max_publication_limit: usize,
+    pub client_recovery_max_publication_limit: usize,
+    pub ping_interval: ConfigDuration,
+    /// Zero disables pong checks.
+    pub pong_timeout: ConfigDuration,
+    pub websocket_message_size_limit: usize,
+    pub websocket_write_timeout: ConfigDuration,
+
+    pub channel_max_length: usize,
+    pub history_meta_ttl: ConfigDuration,
+    pub user_subscribe_to_personal: bool,
+    pub user_personal_channel_namespace: String,
+    pub shutdown_timeout: ConfigDuration,
+
+    pub health: bool,
+    pub prometheus: bool,
+
+    pub namespaces: Vec<Namespace>,
+
+    /// Options of channels without a namespace (top-level keys in the file).
+    #[serde(skip)]
+    pub channel: ChannelOptions,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            port: 8000,
+            address: String::new(),
+            internal_port: None,
+            internal_address: String::new(),
+            name: String::new(),
+            engine: EngineKind::Memory,
+            log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
+            token_hmac_secret_key: String::new(),
+            token_audience: String::new(),
+            token_issuer: String::new(),
+            allow_anonymous_connect_without_token: false,
+            client_insecure: false,
+            api_key: String::new(),
+            api_insecure: false,
+            allowed_origins: Vec::new(),
+            client_channel_limit: 128,
+            client_queue_max_size: 1 << 20,
+            client_user_connection_limit: 0,
+            client_connection_limit: 0,
+            client_stale_close_delay: ConfigDuration::secs(10),
+            client_expired_close_delay: ConfigDuration::secs(25),
+            client_expired_sub_close_delay: ConfigDuration::secs(25),
+            client_presence_update_interval: ConfigDuration::secs(27),
+            client_history_max_publication_limit: 300,
+            client_recovery_max_publication_limit: 300,
+            ping_interval: ConfigDuration::secs(25),
+            pong_timeout: ConfigDuration::secs(8),
+            websocket_message_size_limit: 65536,
+            websocket_write_timeout: ConfigDuration::secs(1),
+            channel_max_length: 255,
+            history_meta_ttl: ConfigDuration::secs(720 * 3600),
+            user_subscribe_to_personal: false,
+            user_personal_channel_namespace: String::new(),
+            shutdown_timeout: ConfigDuration::secs(30),
+            health: true,
+            prometheus: true,
+            namespaces: Vec::new(),
+            channel: ChannelOptions::default(),
+        }
+    }
+}
+
+/// A named set of channel options; channel `name:rest` belongs to namespace `name`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Namespace {
+    pub name: String,
+    pub options: ChannelOptions,
+}
+
+/// Per-namespace channel behaviour; everything is off unless allowed ("secure by default").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelOptions {
+    pub presence: bool,
+    pub join_leave: bool,
+    pub force_push_join_leave: bool,
+    pub history_size: usize,
+    pub history_ttl: ConfigDuration,
+    pub history_meta_ttl: ConfigDuration,
+    pub force_positioning: bool,
+    pub allow_positioning: bool,
+    pub force_recovery: bool,
+    pub allow_recovery: bool,
+    pub force_recovery_mode: String,
+    pub allowed_delta_types: Vec<String>,
+    pub delta_publish: bool,
+    pub allow_subscribe_for_client: bool,
+    pub allow_subscribe_for_anonymous: bool,
+    pub allow_publish_for_client: bool,
+    pub allow_publish_for_subscriber: bool,
+    pub allow_publish_for_anonymous: bool,
+    pub allow_presence_for_client: bool,
+    pub allow_presence_for_subscriber: bool,
+    pub allow_presence_for_anonymous: bool,
+    pub allow_history_for_client: bool,
+    pub allow_history_for_subscriber: bool,
+    pub allow_history_for_anonymous: bool,
+    pub allow_user_limited_channels: bool,
+    pub channel_regex: String,
+    pub publication_data_format: String,
+}
+
+impl ChannelOptions {
+    /// History is kept only when both a size and a TTL are set.
+    pub fn history_enabled(&self) -> bool {
+        self.history_size > 0 && !self.history_ttl.is_zero()
+    }
+}
+
+impl Serialize for Namespace {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut value = serde_json::to_value(&self.options).map_err(serde::ser::Error::custom)?;
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert("name".into(), self.name.clone().into());
+        }
+        value.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Namespace {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let name = match map.remove("name") {
+            Some(serde_json::Value::String(s)) => s,
+            Some(other) => return Err(D::Error::custom(format!("`name` must be a string, got {other}"))),
+            None => return Err(D::Error::missing_field("name")),
+        };
+        let options = ChannelOptions::deserialize(serde_json::Value::Object(map))
+            .map_err(|e| D::Error::custom(format!("namespace {name:?}: {e}")))?;
+        Ok(Self { name, options })
+    }
+}
+
+impl Config {
+    /// The options of a namespace by name (`""` = channels without a namespace).
+    pub fn namespace(&self, name: &str) -> Option<&ChannelOptions> {
+        if name.is_empty() {
+            return Some(&self.channel);
+        }
+        self.namespaces.iter().find(|n| n.name == name).map(|n| &n.options)
+    }
+
+    /// The whole config as the flat key/value layout of a config file.
+    pub fn to_value(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let (serde_json::Value::Object(top), Ok(serde_json::Value::Object(ch))) =
+            (&mut value, serde_json::to_value(&self.channel))
+        {
+            top.extend(ch);
+        }
+        value
+    }
+}

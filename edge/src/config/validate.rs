@@ -1,0 +1,133 @@
+//! Semantic checks that serde cannot express; each problem is `(key, message)`.
+
+use super::{ChannelOptions, Config};
+
+/// Namespace names as Centrifugo allows them: `^[-a-zA-Z0-9_.]{2,}$`.
+pub fn valid_namespace_name(name: &str) -> bool {
+    name.len() >= 2 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+pub fn validate(c: &Config) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut err = |key: String, msg: String| out.push((key, msg));
+
+    if c.pong_timeout.0 >= c.ping_interval.0 && !c.pong_timeout.is_zero() {
+        err(
+            "pong_timeout".into(),
+            format!("must be less than ping_interval ({:?} >= {:?})", c.pong_timeout.0, c.ping_interval.0),
+        );
+    }
+    if c.ping_interval.is_zero() {
+        err("ping_interval".into(), "must be greater than zero".into());
+    }
+    if c.client_queue_max_size == 0 {
+        err("client_queue_max_size".into(), "must be greater than zero".into());
+    }
+    if c.websocket_message_size_limit == 0 {
+        err("websocket_message_size_limit".into(), "must be greater than zero".into());
+    }
+    if c.port != 0 && c.internal_port == Some(c.port) {
+        err("internal_port".into(), format!("must differ from port ({})", c.port));
+    }
+    for (i, origin) in c.allowed_origins.iter().enumerate() {
+        if origin.is_empty() {
+            err(format!("allowed_origins[{i}]"), "must not be empty".into());
+        }
+    }
+    if c.user_subscribe_to_personal
+        && !c.user_personal_channel_namespace.is_empty()
+        && c.namespace(&c.user_personal_channel_namespace).is_none()
+    {
+        err(
+            "user_personal_channel_namespace".into(),
+            format!("namespace {:?} is not configured", c.user_personal_channel_namespace),
+        );
+    }
+
+    check_channel_options(&c.channel, "", &mut err);
+    let mut seen = std::collections::HashSet::new();
+    for (i, ns) in c.namespaces.iter().enumerate() {
+        let prefix = format!("namespaces[{i}].");
+        if !valid_namespace_name(&ns.name) {
+            err(
+                format!("{prefix}name"),
+                format!("invalid namespace name {:?}: use at least 2 characters of a-z A-Z 0-9 - _ .", ns.name),
+            );
+        }
+        if !seen.insert(ns.name.as_str()) {
+            err(format!("{prefix}name"), format!("duplicate namespace name {:?}", ns.name));
+        }
+        check_channel_options(&ns.options, &prefix, &mut err);
+    }
+    out
+}
+
+fn check_channel_options(o: &ChannelOptions, prefix: &str, err: &mut impl FnMut(String, String)) {
+    if (o.history_size > 0) == o.history_ttl.is_zero() {
+        err(format!("{prefix}history_size"), "history_size and history_ttl must be set together".into());
+    }
+    if !o.history_ttl.is_zero() && o.history_ttl.subsec_nanos() != 0 {
+        err(format!("{prefix}history_ttl"), "must be a whole number of seconds".into());
+    }
+    if !o.history_meta_ttl.is_zero() && o.history_meta_ttl.0 < o.history_ttl.0 {
+        err(format!("{prefix}history_meta_ttl"), "must not be shorter than history_ttl".into());
+    }
+    let needs_history = [
+        ("force_recovery", o.force_recovery),
+        ("allow_recovery", o.allow_recovery),
+        ("force_positioning", o.force_positioning),
+        ("allow_positioning", o.allow_positioning),
+    ];
+    for (key, on) in needs_history {
+        if on && !o.history_enabled() {
+            err(format!("{prefix}{key}"), "needs history (history_size and history_ttl)".into());
+        }
+    }
+    if !["", "stream", "cache"].contains(&o.force_recovery_mode.as_str()) {
+        err(
+            format!("{prefix}force_recovery_mode"),
+            format!("unknown mode {:?}: use \"stream\" or \"cache\"", o.force_recovery_mode),
+        );
+    }
+    for (i, t) in o.allowed_delta_types.iter().enumerate() {
+        if t != "fossil" {
+            err(format!("{prefix}allowed_delta_types[{i}]"), format!("unknown delta type {t:?}: only \"fossil\""));
+        }
+    }
+    if !["", "json", "json_object", "binary"].contains(&o.publication_data_format.as_str()) {
+        err(
+            format!("{prefix}publication_data_format"),
+            format!("unknown format {:?}: use \"json\", \"json_object\" or \"binary\"", o.publication_data_format),
+        );
+    }
+    if !o.channel_regex.is_empty() {
+        if let Err(e) = regex::Regex::new(&o.channel_regex) {
+            err(format!("{prefix}channel_regex"), format!("invalid regex: {e}"));
+        }
+    }
+    if o.presence_permissions() && !o.presence {
+        err(format!("{prefix}presence"), "allow_presence_for_* needs presence: true".into());
+    }
+}
+
+impl ChannelOptions {
+    fn presence_permissions(&self) -> bool {
+        self.allow_presence_for_client || self.allow_presence_for_subscriber || self.allow_presence_for_anonymous
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load_str, Format};
+
+    #[test]
+    fn rejects_bad_namespaces_and_options() {
+        let text = r#"{"namespaces":[{"name":"a"},{"name":"ok","history_size":5},{"name":"ok"}],
+                      "pong_timeout":"30s"}"#;
+        let err = load_str(text, Format::Json, "x.json").unwrap_err().to_string();
+        assert!(err.contains("`namespaces[0].name`: invalid namespace name"), "{err}");
+        assert!(err.contains("`namespaces[1].history_size`"), "{err}");
+        assert!(err.contains("`namespaces[2].name`: duplicate"), "{err}");
+        assert!(err.contains("key `pong_timeout`"), "{err}");
+    }
+}

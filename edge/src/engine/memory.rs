@@ -1,0 +1,231 @@
+//! The in-memory engine: one node, history and presence in process memory.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rand::distr::{Alphabetic, SampleString};
+
+use super::{Broker, BrokerEventHandler, EngineError, HistoryOptions, HistoryQuery, PresenceManager};
+use crate::protocol::{ClientInfo, Publication, StreamPosition};
+
+const SHARDS: usize = 64;
+
+/// A map split into independently locked shards, keyed by channel.
+struct Sharded<V> {
+    shards: Vec<Mutex<HashMap<String, V>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl<V> Sharded<V> {
+    fn new() -> Self {
+        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), hasher: Default::default() }
+    }
+
+    fn shard<K: Hash + ?Sized>(&self, key: &K) -> &Mutex<HashMap<String, V>> {
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+    }
+}
+
+/// One channel's stream: a bounded window of publications and the stream position.
+struct Stream {
+    epoch: String,
+    top: u64,
+    items: VecDeque<Arc<Publication>>,
+    data_expires: Instant,
+    meta_expires: Instant,
+}
+
+impl Stream {
+    fn new(now: Instant, meta_ttl: Duration) -> Self {
+        Self {
+            epoch: Alphabetic.sample_string(&mut rand::rng(), 8),
+            top: 0,
+            items: VecDeque::new(),
+            data_expires: now,
+            meta_expires: now + meta_ttl,
+        }
+    }
+
+    /// Applies TTLs lazily: expired data is dropped, expired meta starts a new epoch.
+    fn refresh(&mut self, now: Instant, meta_ttl: Duration) {
+        if now >= self.meta_expires {
+            *self = Stream::new(now, meta_ttl);
+        } else if now >= self.data_expires {
+            self.items.clear();
+        }
+    }
+
+    fn position(&self) -> StreamPosition {
+        StreamPosition { offset: self.top, epoch: self.epoch.clone() }
+    }
+}
+
+/// Memory broker: assigns offsets, keeps history, delivers straight to the local hub.
+pub struct MemoryBroker {
+    handler: Arc<dyn BrokerEventHandler>,
+    streams: Sharded<Arc<Mutex<Stream>>>,
+}
+
+impl MemoryBroker {
+    pub fn new(handler: Arc<dyn BrokerEventHandler>) -> Self {
+        Self { handler, streams: Sharded::new() }
+    }
+
+    fn stream(&self, channel: &str, meta_ttl: Duration, create: bool) -> Option<Arc<Mutex<Stream>>> {
+        let mut shard = self.streams.shard(channel).lock();
+        if let Some(s) = shard.get(channel) {
+            return Some(s.clone());
+        }
+        if !create {
+            return None;
+        }
+        let s = Arc::new(Mutex::new(Stream::new(Instant::now(), meta_ttl)));
+        shard.insert(channel.to_string(), s.clone());
+        Some(s)
+    }
+
+    /// Frees streams whose meta TTL passed; call periodically.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        for shard in &self.streams.shards {
+            shard.lock().retain(|_, s| s.lock().meta_expires > now);
+        }
+    }
+}
+
+#[async_trait]
+impl Broker for MemoryBroker {
+    async fn publish(
+        &self,
+        channel: &str,
+        mut publication: Publication,
+        history: HistoryOptions,
+    ) -> Result<StreamPosition, EngineError> {
+        if history.size == 0 || history.ttl.is_zero() {
+            publication.offset = 0;
+            self.handler.handle_publication(channel, Arc::new(publication), &StreamPosition::default());
+            return Ok(StreamPosition::default());
+        }
+        let meta_ttl = history.meta_ttl.max(history.ttl);
+        let Some(stream) = self.stream(channel, meta_ttl, true) else {
+            return Err(EngineError::Unavailable("stream not created".into()));
+        };
+        // The stream lock is held through delivery so offsets reach subscribers in order.
+        let mut s = stream.lock();
+        let now = Instant::now();
+        s.refresh(now, meta_ttl);
+        s.top += 1;
+        publication.offset = s.top;
+        let publication = Arc::new(publication);
+        s.items.push_back(publication.clone());
+        while s.items.len() > history.size {
+            s.items.pop_front();
+        }
+        s.data_expires = now + history.ttl;
+        s.meta_expires = now + meta_ttl;
+        let position = s.position();
+        self.handler.handle_publication(channel, publication, &position);
+        Ok(position)
+    }
+
+    async fn publish_join(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
+        self.handler.handle_join(channel, &info);
+        Ok(())
+    }
+
+    async fn publish_leave(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
+        self.handler.handle_leave(channel, &info);
+        Ok(())
+    }
+
+    async fn subscribe(&self, _channel: &str) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, _channel: &str) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+    ) -> Result<(Vec<Publication>, StreamPosition), EngineError> {
+        let Some(stream) = self.stream(channel, query.meta_ttl, true) else {
+            return Err(EngineError::Unavailable("stream not created".into()));
+        };
+        let mut s = stream.lock();
+        s.refresh(Instant::now(), query.meta_ttl);
+        let position = s.position();
+        if let Some(since) = &query.since {
+            if !since.epoch.is_empty() && since.epoch != s.epoch {
+                return Err(EngineError::Unrecoverable);
+            }
+        }
+        let limit = query.limit.unwrap_or(usize::MAX);
+        if limit == 0 {
+            return Ok((Vec::new(), position));
+        }
+        let pubs: Vec<Publication> = if query.reverse {
+            let below = query.since.as_ref().map_or(u64::MAX, |p| p.offset);
+            s.items.iter().rev().filter(|p| p.offset < below).take(limit).map(|p| (**p).clone()).collect()
+        } else {
+            let above = query.since.as_ref().map_or(0, |p| p.offset);
+            s.items.iter().filter(|p| p.offset > above).take(limit).map(|p| (**p).clone()).collect()
+        };
+        Ok((pubs, position))
+    }
+
+    async fn remove_history(&self, channel: &str) -> Result<(), EngineError> {
+        if let Some(stream) = self.stream(channel, Duration::ZERO, false) {
+            stream.lock().items.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Memory presence: channel -> client id -> info.
+pub struct MemoryPresence {
+    channels: Sharded<HashMap<String, ClientInfo>>,
+}
+
+impl Default for MemoryPresence {
+    fn default() -> Self {
+        Self { channels: Sharded::new() }
+    }
+}
+
+#[async_trait]
+impl PresenceManager for MemoryPresence {
+    async fn add_presence(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
+        let mut shard = self.channels.shard(channel).lock();
+        shard.entry(channel.to_string()).or_default().insert(info.client.clone(), info);
+        Ok(())
+    }
+
+    async fn remove_presence(&self, channel: &str, client: &str) -> Result<(), EngineError> {
+        let mut shard = self.channels.shard(channel).lock();
+        if let Some(clients) = shard.get_mut(channel) {
+            clients.remove(client);
+            if clients.is_empty() {
+                shard.remove(channel);
+            }
+        }
+        Ok(())
+    }
+
+    async fn presence(&self, channel: &str) -> Result<HashMap<String, ClientInfo>, EngineError> {
+        Ok(self.channels.shard(channel).lock().get(channel).cloned().unwrap_or_default())
+    }
+
+    async fn presence_stats(&self, channel: &str) -> Result<(u32, u32), EngineError> {
+        let shard = self.channels.shard(channel).lock();
+        let Some(clients) = shard.get(channel) else { return Ok((0, 0)) };
+        let users: HashSet<&str> = clients.values().map(|i| i.user.as_str()).collect();
+        Ok((clients.len() as u32, users.len() as u32))
+    }
+}

@@ -1,0 +1,86 @@
+//! The seam between a node and where publications, history and presence live.
+//!
+//! Session and API code only talk to [`Broker`] and [`PresenceManager`]; the memory engine
+//! serves one node, the NATS JetStream engine (later) serves many.
+
+pub mod memory;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::protocol::{ClientInfo, Publication, StreamPosition};
+
+/// An engine failure; surfaces to clients as error 100 (internal, temporary).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("engine unavailable: {0}")]
+    Unavailable(String),
+    /// The requested position is not in this stream (epoch changed).
+    #[error("unrecoverable position")]
+    Unrecoverable,
+}
+
+/// How a publication is kept, from its channel's namespace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HistoryOptions {
+    /// 0 = no history: the publication is only delivered live.
+    pub size: usize,
+    pub ttl: Duration,
+    pub meta_ttl: Duration,
+}
+
+/// A history read (§7.5 of the protocol notes).
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// `None`: everything (already capped by the caller); `Some(0)`: position only.
+    pub limit: Option<usize>,
+    pub since: Option<StreamPosition>,
+    pub reverse: bool,
+    pub meta_ttl: Duration,
+}
+
+/// Receives what the broker delivers for channels this node subscribed to.
+pub trait BrokerEventHandler: Send + Sync {
+    /// A publication with its position, in channel order.
+    fn handle_publication(&self, channel: &str, publication: Arc<Publication>, position: &StreamPosition);
+    fn handle_join(&self, channel: &str, info: &ClientInfo);
+    fn handle_leave(&self, channel: &str, info: &ClientInfo);
+}
+
+/// Stores and routes publications.
+#[async_trait]
+pub trait Broker: Send + Sync {
+    /// Stores (when history is on) and delivers a publication; returns its position.
+    async fn publish(
+        &self,
+        channel: &str,
+        publication: Publication,
+        history: HistoryOptions,
+    ) -> Result<StreamPosition, EngineError>;
+    async fn publish_join(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError>;
+    async fn publish_leave(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError>;
+    /// This node got its first local subscriber of `channel`.
+    async fn subscribe(&self, channel: &str) -> Result<(), EngineError>;
+    /// This node lost its last local subscriber of `channel`.
+    async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError>;
+    async fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+    ) -> Result<(Vec<Publication>, StreamPosition), EngineError>;
+    /// Drops stored publications but keeps the stream position.
+    async fn remove_history(&self, channel: &str) -> Result<(), EngineError>;
+}
+
+/// Who is subscribed to a channel, across all nodes.
+#[async_trait]
+pub trait PresenceManager: Send + Sync {
+    async fn add_presence(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError>;
+    async fn remove_presence(&self, channel: &str, client: &str) -> Result<(), EngineError>;
+    async fn presence(&self, channel: &str) -> Result<HashMap<String, ClientInfo>, EngineError>;
+    /// `(clients, distinct users)`.
+    async fn presence_stats(&self, channel: &str) -> Result<(u32, u32), EngineError>;
+}

@@ -1,0 +1,18 @@
+//! Gyre edge node: a Centrifugo-compatible real-time messaging server.
+//!
+//! The layout follows the design notes: `config` → `protocol` → `session` (one connection)
+//! → `node` (hub and the one publish path) → `engine` (broker and presence traits);
+//! `transport` and `api` are thin adapters, `server` wires listeners.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod logging;
+pub mod metrics;
+pub mod node;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod transport;

@@ -1,0 +1,104 @@
+//! Prometheus metrics of one node (`gyre_*`), served on `/metrics`.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// Every metric the node exports; cheap to update from hot paths (atomics).
+pub struct Metrics {
+    registry: Registry,
+    pub num_clients: IntGauge,
+    pub num_users: IntGauge,
+    pub num_channels: IntGauge,
+    pub num_subscriptions: IntGauge,
+    pub connections_accepted: IntCounterVec,
+    pub disconnects: IntCounterVec,
+    pub commands: IntCounterVec,
+    pub reply_errors: IntCounterVec,
+    pub messages_sent: IntCounterVec,
+    pub messages_published: IntCounterVec,
+    pub api_commands: HistogramVec,
+    pub api_errors: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help).namespace("gyre"), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let g = IntGauge::with_opts(Opts::new(name, help).namespace("gyre"))?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+impl Metrics {
+    pub fn new(version: &str) -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let build = IntGauge::with_opts(
+            Opts::new("node_build", "Build information").namespace("gyre").const_label("version", version),
+        )?;
+        build.set(1);
+        registry.register(Box::new(build))?;
+        let api_commands = HistogramVec::new(
+            HistogramOpts::new("api_command_duration_seconds", "Server API command duration")
+                .namespace("gyre")
+                .buckets(vec![0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+            &["protocol", "method"],
+        )?;
+        registry.register(Box::new(api_commands.clone()))?;
+        Ok(Self {
+            num_clients: gauge(&registry, "node_num_clients", "Connected clients")?,
+            num_users: gauge(&registry, "node_num_users", "Distinct connected users")?,
+            num_channels: gauge(&registry, "node_num_channels", "Channels with local subscribers")?,
+            num_subscriptions: gauge(&registry, "node_num_subscriptions", "Client subscriptions")?,
+            connections_accepted: counter(
+                &registry,
+                "client_connections_accepted_total",
+                "Accepted connections",
+                &["transport"],
+            )?,
+            disconnects: counter(
+                &registry,
+                "client_num_server_disconnects_total",
+                "Server disconnects by code",
+                &["code"],
+            )?,
+            commands: counter(&registry, "client_commands_total", "Client commands received by method", &["method"])?,
+            reply_errors: counter(
+                &registry,
+                "client_num_reply_errors_total",
+                "Error replies by method and code",
+                &["method", "code"],
+            )?,
+            messages_sent: counter(
+                &registry,
+                "node_messages_sent_total",
+                "Pushes queued to clients by type",
+                &["type"],
+            )?,
+            messages_published: counter(
+                &registry,
+                "node_messages_published_total",
+                "Messages published by type",
+                &["type"],
+            )?,
+            api_errors: counter(
+                &registry,
+                "api_command_errors_total",
+                "Server API errors by method and code",
+                &["protocol", "method", "code"],
+            )?,
+            api_commands,
+            registry,
+        })
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::warn!(%err, "metrics encoding failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

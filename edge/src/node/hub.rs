@@ -1,0 +1,229 @@
+//! The hub: which local connections are subscribed to which channel, and fan-out to them.
+
+use std::collections::hash_map::{Entry, RandomState};
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::protocol::{json, ClientInfo, JoinLeave, Publication, Push, PushBody, Reply};
+use crate::session::ClientHandle;
+
+const SHARDS: usize = 64;
+
+/// One local subscriber of a channel.
+#[derive(Clone)]
+pub struct Subscriber {
+    pub client: Arc<ClientHandle>,
+    /// Wants join/leave pushes.
+    pub join_leave: bool,
+}
+
+/// The subscribers of one channel; its lock serializes fan-out so every subscriber sees the
+/// same order.
+#[derive(Default)]
+struct ChannelSubs {
+    subs: Mutex<HashMap<Arc<str>, Subscriber>>,
+}
+
+/// A user's connections on this node by client id.
+type UserConnections = HashMap<Arc<str>, Arc<ClientHandle>>;
+
+/// Sharded maps of channel subscribers and of users' connections.
+pub struct Hub {
+    channels: Vec<RwLock<HashMap<Arc<str>, Arc<ChannelSubs>>>>,
+    users: Vec<RwLock<HashMap<Arc<str>, UserConnections>>>,
+    hasher: RandomState,
+    num_clients: AtomicUsize,
+    num_subs: AtomicUsize,
+}
+
+/// Result of adding a subscriber.
+pub enum Added {
+    /// The first local subscriber: the broker must subscribe the node.
+    First,
+    Joined,
+    AlreadySubscribed,
+}
+
+/// What a broadcast reached (for metrics).
+pub struct Delivered(pub usize);
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            channels: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            users: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            num_clients: AtomicUsize::new(0),
+            num_subs: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Hub {
+    fn shard_of(&self, key: &str) -> usize {
+        (self.hasher.hash_one(key) as usize) % SHARDS
+    }
+
+    /// Registers a connected client; returns how many connections its user now has.
+    pub fn add_client(&self, client: Arc<ClientHandle>) -> usize {
+        let mut users = self.users[self.shard_of(&client.user)].write();
+        let conns = users.entry(client.user.clone()).or_default();
+        conns.insert(client.id.clone(), client);
+        self.num_clients.fetch_add(1, Ordering::Relaxed);
+        conns.len()
+    }
+
+    /// Connections the user has on this node.
+    pub fn user_connections(&self, user: &str) -> usize {
+        self.users[self.shard_of(user)].read().get(user).map_or(0, HashMap::len)
+    }
+
+    pub fn remove_client(&self, client: &ClientHandle) {
+        let mut users = self.users[self.shard_of(&client.user)].write();
+        if let Some(conns) = users.get_mut(&client.user) {
+            if conns.remove(&client.id).is_some() {
+                self.num_clients.fetch_sub(1, Ordering::Relaxed);
+            }
+            if conns.is_empty() {
+                users.remove(&client.user);
+            }
+        }
+    }
+
+    /// Every live connection on this node.
+    pub fn all_clients(&self) -> Vec<(Arc<str>, Arc<ClientHandle>)> {
+        let mut out = Vec::new();
+        for shard in &self.users {
+            for conns in shard.read().values() {
+                out.extend(conns.iter().map(|(id, c)| (id.clone(), c.clone())));
+            }
+        }
+        out
+    }
+
+    /// Live connections of a user (for server-side actions by user).
+    pub fn user_clients(&self, user: &str) -> Vec<Arc<ClientHandle>> {
+        self.users[self.shard_of(user)].read().get(user).map(|c| c.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Adds a subscriber; `on_added` runs under the channel's fan-out lock, so whatever it
+    /// queues (the subscribe reply) precedes every publication delivered to the subscriber.
+    pub fn add_subscriber(&self, channel: &str, sub: Subscriber, on_added: impl FnOnce()) -> Added {
+        // The shard lock is held while inserting so a concurrent removal of the last
+        // subscriber cannot orphan the entry we add to.
+        let mut shard = self.channels[self.shard_of(channel)].write();
+        let entry = match shard.get(channel) {
+            Some(e) => e.clone(),
+            None => {
+                let e = Arc::new(ChannelSubs::default());
+                shard.insert(Arc::from(channel), e.clone());
+                e
+            }
+        };
+        let mut subs = entry.subs.lock();
+        let first = subs.is_empty();
+        match subs.entry(sub.client.id.clone()) {
+            Entry::Occupied(_) => Added::AlreadySubscribed,
+            Entry::Vacant(v) => {
+                v.insert(sub);
+                self.num_subs.fetch_add(1, Ordering::Relaxed);
+                on_added();
+                if first {
+                    Added::First
+                } else {
+                    Added::Joined
+                }
+            }
+        }
+    }
+
+    /// Removes a subscriber; true when it was the channel's last local one.
+    pub fn remove_subscriber(&self, channel: &str, client: &str) -> bool {
+        let mut shard = self.channels[self.shard_of(channel)].write();
+        let Some(entry) = shard.get(channel).cloned() else { return false };
+        let mut subs = entry.subs.lock();
+        if subs.remove(client).is_some() {
+            self.num_subs.fetch_sub(1, Ordering::Relaxed);
+        }
+        if subs.is_empty() {
+            shard.remove(channel);
+            return true;
+        }
+        false
+    }
+
+    fn entry(&self, channel: &str) -> Option<Arc<ChannelSubs>> {
+        self.channels[self.shard_of(channel)].read().get(channel).cloned()
+    }
+
+    /// Encodes the push once and queues the same bytes for every (matching) subscriber.
+    fn fan_out(&self, channel: &str, push: impl FnOnce() -> Push, only_join_leave: bool) -> Delivered {
+        let Some(entry) = self.entry(channel) else { return Delivered(0) };
+        let subs = entry.subs.lock();
+        if subs.is_empty() {
+            return Delivered(0);
+        }
+        let bytes: Bytes = json::encode_reply(&Reply::push(push()));
+        let mut n = 0;
+        for sub in subs.values() {
+            if only_join_leave && !sub.join_leave {
+                continue;
+            }
+            sub.client.send(bytes.clone());
+            n += 1;
+        }
+        Delivered(n)
+    }
+
+    pub fn broadcast_publication(&self, channel: &str, publication: Arc<Publication>) -> Delivered {
+        self.fan_out(channel, || Push { channel: channel.to_string(), body: PushBody::Publication(publication) }, false)
+    }
+
+    pub fn broadcast_join(&self, channel: &str, info: &ClientInfo) -> Delivered {
+        self.fan_out(
+            channel,
+            || Push { channel: channel.to_string(), body: PushBody::Join(JoinLeave { info: info.clone() }) },
+            true,
+        )
+    }
+
+    pub fn broadcast_leave(&self, channel: &str, info: &ClientInfo) -> Delivered {
+        self.fan_out(
+            channel,
+            || Push { channel: channel.to_string(), body: PushBody::Leave(JoinLeave { info: info.clone() }) },
+            true,
+        )
+    }
+
+    /// Channels with at least one local subscriber, and their subscriber counts.
+    pub fn channels(&self) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for shard in &self.channels {
+            for (name, entry) in shard.read().iter() {
+                out.push((name.to_string(), entry.subs.lock().len()));
+            }
+        }
+        out
+    }
+
+    pub fn num_clients(&self) -> usize {
+        self.num_clients.load(Ordering::Relaxed)
+    }
+
+    pub fn num_users(&self) -> usize {
+        self.users.iter().map(|s| s.read().len()).sum()
+    }
+
+    pub fn num_channels(&self) -> usize {
+        self.channels.iter().map(|s| s.read().len()).sum()
+    }
+
+    pub fn num_subscriptions(&self) -> usize {
+        self.num_subs.load(Ordering::Relaxed)
+    }
+}

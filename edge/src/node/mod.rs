@@ -1,0 +1,239 @@
+//! The process core: config, hub, engine and the one publish path shared by the server API
+//! and client publishes.
+
+pub mod channels;
+pub mod hub;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::RwLock;
+
+use crate::auth::TokenVerifier;
+use crate::config::{ChannelOptions, Config, EngineKind};
+use crate::engine::memory::{MemoryBroker, MemoryPresence};
+use crate::engine::{Broker, BrokerEventHandler, EngineError, HistoryOptions, HistoryQuery, PresenceManager};
+use crate::metrics::Metrics;
+use crate::protocol::{ClientInfo, ErrorCode, Payload, Publication, StreamPosition};
+use channels::ChannelRules;
+use hub::Hub;
+
+/// Server version reported to clients and in `info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Config-derived state swapped as a whole on reload.
+pub struct Rules {
+    pub config: Arc<Config>,
+    pub channels: ChannelRules,
+    pub tokens: TokenVerifier,
+}
+
+/// One Gyre process.
+pub struct Node {
+    pub id: String,
+    pub name: String,
+    rules: RwLock<Arc<Rules>>,
+    pub hub: Arc<Hub>,
+    broker: Arc<dyn Broker>,
+    presence: Arc<dyn PresenceManager>,
+    memory_broker: Option<Arc<MemoryBroker>>,
+    pub metrics: Metrics,
+    started: Instant,
+    shutting_down: AtomicBool,
+}
+
+/// Extra fields of a publication.
+#[derive(Default)]
+pub struct PublishParams {
+    pub info: Option<ClientInfo>,
+    pub tags: std::collections::HashMap<String, String>,
+    pub skip_history: bool,
+}
+
+/// Delivers broker events to the local hub and counts them.
+struct HubHandler {
+    hub: Arc<Hub>,
+    sent: prometheus::IntCounterVec,
+}
+
+impl BrokerEventHandler for HubHandler {
+    fn handle_publication(&self, channel: &str, publication: Arc<Publication>, _position: &StreamPosition) {
+        let n = self.hub.broadcast_publication(channel, publication).0;
+        self.sent.with_label_values(&["publication"]).inc_by(n as u64);
+    }
+    fn handle_join(&self, channel: &str, info: &ClientInfo) {
+        let n = self.hub.broadcast_join(channel, info).0;
+        self.sent.with_label_values(&["join"]).inc_by(n as u64);
+    }
+    fn handle_leave(&self, channel: &str, info: &ClientInfo) {
+        let n = self.hub.broadcast_leave(channel, info).0;
+        self.sent.with_label_values(&["leave"]).inc_by(n as u64);
+    }
+}
+
+impl Node {
+    /// Builds a node with the engine named in the config.
+    pub fn new(config: Config) -> anyhow::Result<Arc<Self>> {
+        let metrics = Metrics::new(VERSION)?;
+        let hub = Arc::new(Hub::default());
+        let handler = Arc::new(HubHandler { hub: hub.clone(), sent: metrics.messages_sent.clone() });
+        let (broker, presence, memory_broker): (Arc<dyn Broker>, Arc<dyn PresenceManager>, _) = match config.engine {
+            EngineKind::Memory => {
+                let b = Arc::new(MemoryBroker::new(handler));
+                (b.clone(), Arc::new(MemoryPresence::default()), Some(b))
+            }
+            EngineKind::Nats => anyhow::bail!("engine \"nats\" is not available in this build yet; use \"memory\""),
+        };
+        let name = if config.name.is_empty() { hostname() } else { config.name.clone() };
+        Ok(Arc::new(Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            name,
+            rules: RwLock::new(Arc::new(Self::rules_for(config))),
+            hub,
+            broker,
+            presence,
+            memory_broker,
+            metrics,
+            started: Instant::now(),
+            shutting_down: AtomicBool::new(false),
+        }))
+    }
+
+    fn rules_for(config: Config) -> Rules {
+        Rules { channels: ChannelRules::new(&config), tokens: TokenVerifier::new(&config), config: Arc::new(config) }
+    }
+
+    /// The current config and derived rules.
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.read().clone()
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.rules.read().config.clone()
+    }
+
+    /// Runs periodic housekeeping until the process ends.
+    pub fn spawn_housekeeping(self: &Arc<Self>) {
+        let node = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(node) = node.upgrade() else { break };
+                if let Some(b) = &node.memory_broker {
+                    b.sweep();
+                }
+            }
+        });
+    }
+
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// The one publish path: resolve the namespace, store and deliver.
+    pub async fn publish(
+        &self,
+        channel: &str,
+        data: Payload,
+        params: PublishParams,
+    ) -> Result<StreamPosition, ErrorCode> {
+        let rules = self.rules();
+        let resolved = rules.channels.resolve(&rules.config, channel)?;
+        let history = if params.skip_history {
+            HistoryOptions::default()
+        } else {
+            history_options(&rules.config, resolved.options)
+        };
+        let publication = Publication { data, info: params.info, offset: 0, tags: params.tags };
+        self.metrics.messages_published.with_label_values(&["publication"]).inc();
+        self.broker.publish(channel, publication, history).await.map_err(engine_error)
+    }
+
+    pub async fn publish_join(&self, channel: &str, info: ClientInfo) {
+        self.metrics.messages_published.with_label_values(&["join"]).inc();
+        if let Err(err) = self.broker.publish_join(channel, info).await {
+            tracing::warn!(%err, channel, "join not published");
+        }
+    }
+
+    pub async fn publish_leave(&self, channel: &str, info: ClientInfo) {
+        self.metrics.messages_published.with_label_values(&["leave"]).inc();
+        if let Err(err) = self.broker.publish_leave(channel, info).await {
+            tracing::warn!(%err, channel, "leave not published");
+        }
+    }
+
+    /// The broker must route `channel` to this node (first local subscriber).
+    pub async fn broker_subscribe(&self, channel: &str) -> Result<(), ErrorCode> {
+        self.broker.subscribe(channel).await.map_err(engine_error)
+    }
+
+    pub async fn broker_unsubscribe(&self, channel: &str) {
+        if let Err(err) = self.broker.unsubscribe(channel).await {
+            tracing::warn!(%err, channel, "broker unsubscribe failed");
+        }
+    }
+
+    pub async fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+    ) -> Result<(Vec<Publication>, StreamPosition), ErrorCode> {
+        self.broker.history(channel, query).await.map_err(engine_error)
+    }
+
+    pub async fn remove_history(&self, channel: &str) -> Result<(), ErrorCode> {
+        self.broker.remove_history(channel).await.map_err(engine_error)
+    }
+
+    pub fn presence_manager(&self) -> &dyn PresenceManager {
+        self.presence.as_ref()
+    }
+
+    /// Refreshes the gauges that are computed rather than counted.
+    pub fn update_gauges(&self) {
+        self.metrics.num_clients.set(self.hub.num_clients() as i64);
+        self.metrics.num_users.set(self.hub.num_users() as i64);
+        self.metrics.num_channels.set(self.hub.num_channels() as i64);
+        self.metrics.num_subscriptions.set(self.hub.num_subscriptions() as i64);
+    }
+}
+
+/// The history options of a namespace.
+pub fn history_options(config: &Config, options: &ChannelOptions) -> HistoryOptions {
+    if !options.history_enabled() {
+        return HistoryOptions::default();
+    }
+    let meta_ttl =
+        if options.history_meta_ttl.is_zero() { config.history_meta_ttl.0 } else { options.history_meta_ttl.0 };
+    HistoryOptions { size: options.history_size, ttl: options.history_ttl.0, meta_ttl }
+}
+
+fn engine_error(err: EngineError) -> ErrorCode {
+    match err {
+        EngineError::Unrecoverable => ErrorCode::UNRECOVERABLE_POSITION,
+        EngineError::Unavailable(e) => {
+            tracing::error!(error = %e, "engine error");
+            ErrorCode::INTERNAL
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "gyre".to_string())
+}

@@ -1,0 +1,150 @@
+//! Listeners and routers (client port; internal port for API, metrics, health) and graceful
+//! shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::node::Node;
+use crate::protocol::Disconnect;
+
+/// Routes of the client listener.
+fn client_router() -> Router<Arc<Node>> {
+    Router::new().route("/connection/websocket", any(crate::transport::websocket::handler))
+}
+
+/// Routes of the internal listener: API, health, metrics.
+fn internal_router(config: &Config) -> Router<Arc<Node>> {
+    let mut r = crate::api::router();
+    if config.health {
+        r = r.route("/health", get(health));
+    }
+    if config.prometheus {
+        r = r.route("/metrics", get(metrics));
+    }
+    r
+}
+
+/// `{}` while serving; 503 once shutdown began, so load balancers stop routing here.
+async fn health(State(node): State<Arc<Node>>) -> Response {
+    if node.is_shutting_down() {
+        return (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "application/json")], "{}").into_response();
+    }
+    ([("content-type", "application/json")], "{}").into_response()
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    node.update_gauges();
+    ([("content-type", "text/plain; version=0.0.4")], node.metrics.render()).into_response()
+}
+
+fn bind_addr(address: &str, port: u16) -> String {
+    if address.is_empty() {
+        format!("0.0.0.0:{port}")
+    } else if address.contains(':') && !address.starts_with('[') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// Serves until SIGINT/SIGTERM, then drains clients with a reconnect advice and exits.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown_timeout = config.shutdown_timeout.0;
+    let node = Node::new(config.clone())?;
+    node.spawn_housekeeping();
+    let client = TcpListener::bind(bind_addr(&config.address, config.port))
+        .await
+        .with_context(|| format!("cannot listen on port {} (key `port`)", config.port))?;
+    let internal = match config.internal_port {
+        Some(p) => Some(
+            TcpListener::bind(bind_addr(&config.internal_address, p))
+                .await
+                .with_context(|| format!("cannot listen on port {p} (key `internal_port`)"))?,
+        ),
+        None => None,
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut client_routes = client_router();
+    let mut tasks = Vec::new();
+    match internal {
+        Some(listener) => {
+            tracing::info!(addr = %listener.local_addr()?, "internal listener (api, metrics, health)");
+            let app = internal_router(&config).with_state(node.clone());
+            tasks.push(tokio::spawn(serve(listener, app, stop_rx.clone())));
+        }
+        None => client_routes = client_routes.merge(internal_router(&config)),
+    }
+    tracing::info!(addr = %client.local_addr()?, node = %node.name, "gyre listening");
+    let app = client_routes.with_state(node.clone());
+    tasks.push(tokio::spawn(serve(client, app, stop_rx)));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: telling clients to reconnect");
+    node.begin_shutdown();
+    drain(&node, shutdown_timeout).await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    tracing::info!("bye");
+    Ok(())
+}
+
+async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(err) = result {
+        tracing::error!(%err, "listener failed");
+    }
+}
+
+/// Disconnects every client with 3001 (reconnect) and waits until they are gone.
+async fn drain(node: &Node, timeout: Duration) {
+    for (_, client) in node.hub.all_clients() {
+        client.disconnect(Disconnect::shutdown());
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    while node.hub.num_clients() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,539 @@
+//! Command handlers of a session, one per protocol method.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use tokio::time::Instant;
+
+use super::{ClientHandle, Connected, Session, State, Subscription};
+use crate::auth::{unix_now, TokenError};
+use crate::config::ChannelOptions;
+use crate::engine::HistoryQuery;
+use crate::node::channels::{is_private, user_allowed};
+use crate::node::hub::{Added, Subscriber};
+use crate::node::{history_options, PublishParams, VERSION};
+use crate::protocol::*;
+
+impl Session {
+    pub(super) async fn handle_command(&mut self, command: Command) -> Result<(), Disconnect> {
+        let (id, request) = command.into_request();
+        let method = method_name(&request);
+        self.node.metrics.commands.with_label_values(&[method]).inc();
+        match (&self.state, request) {
+            (_, Request::Invalid) => Err(Disconnect::bad_request()),
+            (State::Connecting, Request::Connect(req)) if id > 0 => self.connect(id, req).await,
+            (State::Connected(_), Request::Pong) => self.pong(),
+            (State::Connected(_), Request::Send(_)) => {
+                // No application hook yet: accepted and dropped.
+                Ok(())
+            }
+            (State::Connected(_), _) if id == 0 => Err(Disconnect::bad_request()),
+            (State::Connected(_), Request::Subscribe(req)) => self.subscribe(id, req).await,
+            (State::Connected(_), Request::Unsubscribe(req)) => self.unsubscribe(id, req).await,
+            (State::Connected(_), Request::Publish(req)) => self.publish(id, req).await,
+            (State::Connected(_), Request::Presence(req)) => self.presence(id, req, false).await,
+            (State::Connected(_), Request::PresenceStats(req)) => self.presence(id, req, true).await,
+            (State::Connected(_), Request::History(req)) => self.history(id, req).await,
+            (State::Connected(_), Request::Rpc(_)) => {
+                self.reply_error(id, method, ErrorCode::METHOD_NOT_FOUND);
+                Ok(())
+            }
+            (State::Connected(_), Request::Refresh(req)) => self.refresh(id, req),
+            (State::Connected(_), Request::SubRefresh(req)) => {
+                if req.channel.is_empty() {
+                    return Err(Disconnect::bad_request());
+                }
+                let code = if self.subs.contains_key(&req.channel) {
+                    ErrorCode::NOT_AVAILABLE
+                } else {
+                    ErrorCode::PERMISSION_DENIED
+                };
+                self.reply_error(id, method, code);
+                Ok(())
+            }
+            // Anything before a successful connect, a second connect, or after a failed one.
+            _ => Err(Disconnect::bad_request()),
+        }
+    }
+
+    /// Fires due timers.
+    pub fn on_timer(&mut self, now: Instant) -> Result<(), Disconnect> {
+        let t = &mut self.timers;
+        if t.stale.is_some_and(|at| now >= at) {
+            return Err(Disconnect::stale());
+        }
+        if t.pong_deadline.is_some_and(|at| now >= at) {
+            return Err(Disconnect::no_pong());
+        }
+        if t.expire.is_some_and(|at| now >= at) {
+            return Err(Disconnect::expired());
+        }
+        if t.next_ping.is_some_and(|at| now >= at) {
+            t.next_ping = Some(now + t.ping_interval);
+            if t.pong_enabled() && t.pong_deadline.is_none() {
+                t.pong_deadline = Some(now + t.pong_timeout);
+            }
+            self.send_raw(bytes::Bytes::from_static(json::PING));
+        }
+        Ok(())
+    }
+
+    fn pong(&mut self) -> Result<(), Disconnect> {
+        if self.timers.pong_deadline.take().is_none() {
+            return Err(Disconnect::bad_request());
+        }
+        Ok(())
+    }
+
+    async fn connect(&mut self, id: u32, req: ConnectRequest) -> Result<(), Disconnect> {
+        let rules = self.node.rules();
+        let config = &rules.config;
+        if self.node.is_shutting_down() {
+            return Err(Disconnect::shutdown());
+        }
+        let (user, conn_info, expires_at, server_subs) = if req.token.is_empty() {
+            if !(config.allow_anonymous_connect_without_token || config.client_insecure) {
+                return Err(Disconnect::bad_request());
+            }
+            (String::new(), None, None, Vec::new())
+        } else {
+            let claims = match rules.tokens.verify_connect(&req.token) {
+                Ok(c) => c,
+                Err(TokenError::Expired) => return self.fail_connect(id, ErrorCode::TOKEN_EXPIRED),
+                Err(TokenError::Invalid(why)) => {
+                    tracing::debug!(%why, "connection token refused");
+                    return Err(Disconnect::invalid_token());
+                }
+            };
+            let conn_info = info_payload(claims.info.clone(), claims.b64info.as_deref())
+                .map_err(|_| Disconnect::invalid_token())?;
+            let mut server_subs: Vec<(String, Option<Payload>, Option<Payload>)> = claims
+                .subs
+                .iter()
+                .map(|(ch, o)| {
+                    let info = info_payload(o.info.clone(), o.b64info.as_deref()).ok().flatten();
+                    let data = info_payload(o.data.clone(), o.b64data.as_deref()).ok().flatten();
+                    (ch.clone(), info, data)
+                })
+                .collect();
+            for ch in &claims.channels {
+                if !claims.subs.contains_key(ch) {
+                    server_subs.push((ch.clone(), None, None));
+                }
+            }
+            (claims.sub.clone(), conn_info, claims.expires_at(), server_subs)
+        };
+        let now = unix_now();
+        if expires_at.is_some_and(|at| at <= now) {
+            return self.fail_connect(id, ErrorCode::EXPIRED);
+        }
+        if config.client_user_connection_limit > 0
+            && !user.is_empty()
+            && self.node.hub.user_connections(&user) >= config.client_user_connection_limit
+        {
+            return Err(Disconnect::connection_limit());
+        }
+        if config.client_connection_limit > 0 && self.node.hub.num_clients() >= config.client_connection_limit {
+            return Err(Disconnect::connection_limit());
+        }
+        if server_subs.len() > config.client_channel_limit {
+            return Err(Disconnect::channel_limit());
+        }
+        let mut resolved = Vec::with_capacity(server_subs.len());
+        for (channel, info, data) in server_subs {
+            match rules.channels.resolve(config, &channel) {
+                Ok(r) => resolved.push((channel, r.options.clone(), info, data)),
+                Err(code) => return self.fail_connect(id, code),
+            }
+        }
+
+        let client_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
+        let handle = Arc::new(ClientHandle::new(client_id.clone(), Arc::from(user.as_str()), self.outbox.clone()));
+        self.node.hub.add_client(handle.clone());
+        let info = ClientInfo { user, client: client_id.to_string(), conn_info, chan_info: None };
+
+        let mut result = ConnectResult {
+            client: client_id.to_string(),
+            version: VERSION.to_string(),
+            ping: self.timers.ping_interval.as_secs() as u32,
+            pong: self.timers.pong_enabled(),
+            ..Default::default()
+        };
+        if let Some(at) = expires_at {
+            result.expires = true;
+            result.ttl = (at - now).max(1) as u32;
+            self.timers.expire = Some(deadline_after(at - now, config.client_expired_close_delay.0));
+        }
+        let mut joins = Vec::new();
+        for (channel, options, chan_info, data) in &resolved {
+            result.subs.insert(channel.clone(), SubscribeResult { data: data.clone(), ..Default::default() });
+            joins.push((channel.clone(), options.clone(), chan_info.clone()));
+        }
+        self.reply(id, ReplyBody::Connect(result));
+        self.timers.connected(Instant::now());
+        let conn = Connected { handle, info, expires_at };
+        // Server-side subscriptions start after the connect reply, so no publication of
+        // theirs can precede it.
+        for (channel, options, chan_info) in joins {
+            let push_join_leave = options.join_leave && options.force_push_join_leave;
+            self.join_channel((&conn.handle, &conn.info), &channel, &options, chan_info, push_join_leave, true, None)
+                .await;
+        }
+        self.state = State::Connected(conn);
+        Ok(())
+    }
+
+    /// The connection's handle and info, cloned so handlers can borrow `self` mutably.
+    fn conn_ref(&self) -> Result<(Arc<ClientHandle>, ClientInfo), Disconnect> {
+        let conn = self.connected()?;
+        Ok((conn.handle.clone(), conn.info.clone()))
+    }
+
+    fn fail_connect(&mut self, id: u32, error: ErrorCode) -> Result<(), Disconnect> {
+        self.state = State::Failed;
+        self.reply_error(id, "connect", error);
+        Ok(())
+    }
+
+    fn connected(&self) -> Result<&Connected, Disconnect> {
+        match &self.state {
+            State::Connected(c) => Ok(c),
+            _ => Err(Disconnect::bad_request()),
+        }
+    }
+
+    /// Adds the subscription to the hub (queueing `reply` first), then presence and join.
+    #[allow(clippy::too_many_arguments)]
+    async fn join_channel(
+        &mut self,
+        (handle, conn_info): (&Arc<ClientHandle>, &ClientInfo),
+        channel: &str,
+        options: &ChannelOptions,
+        chan_info: Option<Payload>,
+        push_join_leave: bool,
+        server_side: bool,
+        reply: Option<bytes::Bytes>,
+    ) -> bool {
+        let subscriber = Subscriber { client: handle.clone(), join_leave: push_join_leave };
+        let outbox = self.outbox.clone();
+        let added = self.node.hub.add_subscriber(channel, subscriber, move || {
+            if let Some(r) = reply {
+                outbox.push(r);
+            }
+        });
+        match added {
+            Added::AlreadySubscribed => return false,
+            Added::First => {
+                if let Err(code) = self.node.broker_subscribe(channel).await {
+                    tracing::warn!(channel, %code, "broker subscribe failed");
+                }
+            }
+            Added::Joined => {}
+        }
+        let _ = server_side;
+        let sub = Subscription { presence: options.presence, join_leave: options.join_leave, chan_info };
+        let info = ClientInfo { chan_info: sub.chan_info.clone(), ..conn_info.clone() };
+        if sub.presence {
+            if let Err(err) = self.node.presence_manager().add_presence(channel, info.clone()).await {
+                tracing::warn!(%err, channel, "presence not added");
+            }
+        }
+        if sub.join_leave {
+            self.node.publish_join(channel, info).await;
+        }
+        self.subs.insert(channel.to_string(), sub);
+        true
+    }
+
+    /// Removes the subscription from the hub, presence, and publishes leave.
+    pub(super) async fn leave_channel(
+        &mut self,
+        (handle, conn_info): (&Arc<ClientHandle>, &ClientInfo),
+        channel: &str,
+    ) {
+        let Some(sub) = self.subs.remove(channel) else { return };
+        if self.node.hub.remove_subscriber(channel, &handle.id) {
+            self.node.broker_unsubscribe(channel).await;
+        }
+        if sub.presence {
+            if let Err(err) = self.node.presence_manager().remove_presence(channel, &handle.id).await {
+                tracing::warn!(%err, channel, "presence not removed");
+            }
+        }
+        if sub.join_leave {
+            let info = ClientInfo { chan_info: sub.chan_info, ..conn_info.clone() };
+            self.node.publish_leave(channel, info).await;
+        }
+    }
+
+    async fn subscribe(&mut self, id: u32, req: SubscribeRequest) -> Result<(), Disconnect> {
+        if req.channel.is_empty() || !["", "fossil"].contains(&req.delta.as_str()) {
+            return Err(Disconnect::bad_request());
+        }
+        let rules = self.node.rules();
+        let config = &rules.config;
+        let conn = self.connected()?;
+        let user = conn.info.user.clone();
+        if req.kind != 0 {
+            self.reply_error(id, "subscribe", ErrorCode::PERMISSION_DENIED);
+            return Ok(());
+        }
+        if self.subs.contains_key(&req.channel) {
+            self.reply_error(id, "subscribe", ErrorCode::ALREADY_SUBSCRIBED);
+            return Ok(());
+        }
+        if self.subs.len() >= config.client_channel_limit {
+            self.reply_error(id, "subscribe", ErrorCode::LIMIT_EXCEEDED);
+            return Ok(());
+        }
+        let options = match rules.channels.resolve(config, &req.channel) {
+            Ok(r) => r.options.clone(),
+            Err(code) => {
+                self.reply_error(id, "subscribe", code);
+                return Ok(());
+            }
+        };
+        let allowed = if is_private(&req.channel) || !req.token.is_empty() {
+            // Subscription tokens are verified with the channels feature set; until then a
+            // private channel cannot be joined.
+            false
+        } else {
+            config.client_insecure
+                || (options.allow_user_limited_channels && user_allowed(&req.channel, &user))
+                || (options.allow_subscribe_for_client && (!user.is_empty() || options.allow_subscribe_for_anonymous))
+        };
+        if !allowed {
+            self.reply_error(id, "subscribe", ErrorCode::PERMISSION_DENIED);
+            return Ok(());
+        }
+        let push_join_leave = options.join_leave && (options.force_push_join_leave || req.join_leave);
+        let result = SubscribeResult { was_recovering: req.recover, ..Default::default() };
+        let reply = json::encode_reply(&Reply::new(id, ReplyBody::Subscribe(result)));
+        let (handle, info) = self.conn_ref()?;
+        let joined = self
+            .join_channel((&handle, &info), &req.channel, &options, None, push_join_leave, false, Some(reply))
+            .await;
+        if !joined {
+            self.reply_error(id, "subscribe", ErrorCode::ALREADY_SUBSCRIBED);
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe(&mut self, id: u32, req: UnsubscribeRequest) -> Result<(), Disconnect> {
+        if req.channel.is_empty() {
+            return Err(Disconnect::bad_request());
+        }
+        let (handle, info) = self.conn_ref()?;
+        self.leave_channel((&handle, &info), &req.channel).await;
+        self.reply(id, ReplyBody::Unsubscribe(Empty {}));
+        Ok(())
+    }
+
+    async fn publish(&mut self, id: u32, req: PublishRequest) -> Result<(), Disconnect> {
+        if req.channel.is_empty() {
+            return Err(Disconnect::bad_request());
+        }
+        let rules = self.node.rules();
+        let conn = self.connected()?;
+        let options = match rules.channels.resolve(&rules.config, &req.channel) {
+            Ok(r) => r.options.clone(),
+            Err(code) => {
+                self.reply_error(id, "publish", code);
+                return Ok(());
+            }
+        };
+        let data = match req.data {
+            Some(d) if req.kind == 0 => d,
+            _ => {
+                self.reply_error(id, "publish", ErrorCode::BAD_REQUEST);
+                return Ok(());
+            }
+        };
+        let sub = self.subs.get(&req.channel);
+        let user_ok = !conn.info.user.is_empty() || options.allow_publish_for_anonymous;
+        let allowed = rules.config.client_insecure
+            || (user_ok && options.allow_publish_for_client)
+            || (user_ok && options.allow_publish_for_subscriber && sub.is_some());
+        if !allowed {
+            self.reply_error(id, "publish", ErrorCode::PERMISSION_DENIED);
+            return Ok(());
+        }
+        let info = ClientInfo { chan_info: sub.and_then(|s| s.chan_info.clone()), ..conn.info.clone() };
+        let params = PublishParams { info: Some(info), ..Default::default() };
+        match self.node.publish(&req.channel, data, params).await {
+            Ok(_) => self.reply(id, ReplyBody::Publish(Empty {})),
+            Err(code) => self.reply_error(id, "publish", code),
+        }
+        Ok(())
+    }
+
+    /// Whether this connection may read presence or history of a channel.
+    fn may_read(&self, channel: &str, for_client: bool, for_subscriber: bool, for_anonymous: bool) -> bool {
+        let Ok(conn) = self.connected() else { return false };
+        let user_ok = !conn.info.user.is_empty() || for_anonymous;
+        self.node.config().client_insecure
+            || (user_ok && for_client)
+            || (user_ok && for_subscriber && self.subs.contains_key(channel))
+    }
+
+    async fn presence(&mut self, id: u32, req: ChannelRequest, stats: bool) -> Result<(), Disconnect> {
+        let method = if stats { "presence_stats" } else { "presence" };
+        if req.channel.is_empty() {
+            return Err(Disconnect::bad_request());
+        }
+        let rules = self.node.rules();
+        let options = match rules.channels.resolve(&rules.config, &req.channel) {
+            Ok(r) if !r.options.presence => Err(ErrorCode::NOT_AVAILABLE),
+            Ok(r) => Ok(r.options.clone()),
+            Err(code) => Err(code),
+        };
+        let options = match options {
+            Ok(o) => o,
+            Err(code) => {
+                self.reply_error(id, method, code);
+                return Ok(());
+            }
+        };
+        if !self.may_read(
+            &req.channel,
+            options.allow_presence_for_client,
+            options.allow_presence_for_subscriber,
+            options.allow_presence_for_anonymous,
+        ) {
+            self.reply_error(id, method, ErrorCode::PERMISSION_DENIED);
+            return Ok(());
+        }
+        let pm = self.node.presence_manager();
+        let body = if stats {
+            pm.presence_stats(&req.channel).await.map(|(num_clients, num_users)| {
+                ReplyBody::PresenceStats(PresenceStatsResult { num_clients, num_users })
+            })
+        } else {
+            pm.presence(&req.channel).await.map(|presence| ReplyBody::Presence(PresenceResult { presence }))
+        };
+        match body {
+            Ok(b) => self.reply(id, b),
+            Err(err) => {
+                tracing::warn!(%err, "presence failed");
+                self.reply_error(id, method, ErrorCode::INTERNAL);
+            }
+        }
+        Ok(())
+    }
+
+    async fn history(&mut self, id: u32, req: HistoryRequest) -> Result<(), Disconnect> {
+        if req.channel.is_empty() {
+            return Err(Disconnect::bad_request());
+        }
+        let rules = self.node.rules();
+        let config = &rules.config;
+        let options = match rules.channels.resolve(config, &req.channel) {
+            Ok(r) if !r.options.history_enabled() => Err(ErrorCode::NOT_AVAILABLE),
+            Ok(r) => Ok(r.options.clone()),
+            Err(code) => Err(code),
+        };
+        let options = match options {
+            Ok(o) => o,
+            Err(code) => {
+                self.reply_error(id, "history", code);
+                return Ok(());
+            }
+        };
+        if !self.may_read(
+            &req.channel,
+            options.allow_history_for_client,
+            options.allow_history_for_subscriber,
+            options.allow_history_for_anonymous,
+        ) {
+            self.reply_error(id, "history", ErrorCode::PERMISSION_DENIED);
+            return Ok(());
+        }
+        if req.reverse && req.since.as_ref().is_some_and(|s| s.offset == 0) {
+            self.reply_error(id, "history", ErrorCode::BAD_REQUEST);
+            return Ok(());
+        }
+        let max = config.client_history_max_publication_limit;
+        let limit = match req.limit {
+            0 => Some(0),
+            n if n < 0 => Some(max),
+            n => Some((n as usize).min(max)),
+        };
+        let query = HistoryQuery {
+            limit,
+            since: req.since,
+            reverse: req.reverse,
+            meta_ttl: history_options(config, &options).meta_ttl,
+        };
+        match self.node.history(&req.channel, query).await {
+            Ok((publications, pos)) => {
+                self.reply(id, ReplyBody::History(HistoryResult { publications, epoch: pos.epoch, offset: pos.offset }))
+            }
+            Err(code) => self.reply_error(id, "history", code),
+        }
+        Ok(())
+    }
+
+    fn refresh(&mut self, id: u32, req: RefreshRequest) -> Result<(), Disconnect> {
+        if req.token.is_empty() {
+            return Err(Disconnect::bad_request());
+        }
+        let rules = self.node.rules();
+        let claims = match rules.tokens.verify_connect(&req.token) {
+            Ok(c) => c,
+            Err(TokenError::Expired) => return Err(Disconnect::expired()),
+            Err(TokenError::Invalid(_)) => return Err(Disconnect::invalid_token()),
+        };
+        let State::Connected(conn) = &mut self.state else { return Err(Disconnect::bad_request()) };
+        if claims.sub != conn.info.user {
+            return Err(Disconnect::invalid_token());
+        }
+        let now = unix_now();
+        conn.expires_at = claims.expires_at();
+        let result = match conn.expires_at {
+            Some(at) if at <= now => return Err(Disconnect::expired()),
+            Some(at) => {
+                self.timers.expire = Some(deadline_after(at - now, rules.config.client_expired_close_delay.0));
+                RefreshResult { expires: true, ttl: (at - now) as u32 }
+            }
+            None => {
+                self.timers.expire = None;
+                RefreshResult::default()
+            }
+        };
+        self.reply(id, ReplyBody::Refresh(result));
+        Ok(())
+    }
+}
+
+fn deadline_after(secs: i64, grace: std::time::Duration) -> Instant {
+    Instant::now() + std::time::Duration::from_secs(secs.max(0) as u64) + grace
+}
+
+/// `info` (raw JSON) or `b64info` (base64 of JSON bytes) from a token.
+fn info_payload(json: Option<Payload>, b64: Option<&str>) -> Result<Option<Payload>, ()> {
+    if let Some(p) = json {
+        return Ok(Some(p));
+    }
+    let Some(b64) = b64 else { return Ok(None) };
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| ())?;
+    let text = String::from_utf8(bytes).map_err(|_| ())?;
+    Payload::from_json(&text).map(Some).map_err(|_| ())
+}
+
+fn method_name(r: &Request) -> &'static str {
+    match r {
+        Request::Connect(_) => "connect",
+        Request::Subscribe(_) => "subscribe",
+        Request::Unsubscribe(_) => "unsubscribe",
+        Request::Publish(_) => "publish",
+        Request::Presence(_) => "presence",
+        Request::PresenceStats(_) => "presence_stats",
+        Request::History(_) => "history",
+        Request::Rpc(_) => "rpc",
+        Request::Send(_) => "send",
+        Request::Refresh(_) => "refresh",
+        Request::SubRefresh(_) => "sub_refresh",
+        Request::Pong => "pong",
+        Request::Invalid => "invalid",
+    }
+}

@@ -1,0 +1,35 @@
+//! The part of a connection that the rest of the node can reach.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::outbox::Outbox;
+use crate::protocol::Disconnect;
+
+/// A live connection as seen by the hub and the server API: its identity and its outbox.
+pub struct ClientHandle {
+    pub id: Arc<str>,
+    pub user: Arc<str>,
+    outbox: Arc<Outbox>,
+}
+
+impl ClientHandle {
+    pub fn new(id: Arc<str>, user: Arc<str>, outbox: Arc<Outbox>) -> Self {
+        Self { id, user, outbox }
+    }
+
+    /// Queues encoded bytes for the connection's writer.
+    pub fn send(&self, message: Bytes) -> bool {
+        self.outbox.push(message)
+    }
+
+    /// Closes the connection after what is queued (slow clients: at once).
+    pub fn disconnect(&self, disconnect: Disconnect) {
+        self.outbox.close(disconnect)
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+}

@@ -1,0 +1,135 @@
+//! One client connection's protocol state: connect/auth, command dispatch, subscriptions,
+//! timers (stale, ping/pong, expiry) and cleanup.
+//!
+//! Transports move frames only: they feed decoded commands in and drain the [`Outbox`].
+
+mod commands;
+mod handle;
+pub mod outbox;
+mod timers;
+
+pub use handle::ClientHandle;
+pub use outbox::{Batch, Outbox};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::node::Node;
+use crate::protocol::{json, ClientInfo, Disconnect, ErrorCode, Reply, ReplyBody};
+use timers::Timers;
+
+/// What a transport tells the session about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct TransportInfo {
+    pub name: &'static str,
+}
+
+/// One subscription of this connection.
+struct Subscription {
+    /// Presence entry to remove on unsubscribe.
+    presence: bool,
+    /// Emit leave on unsubscribe.
+    join_leave: bool,
+    chan_info: Option<crate::protocol::Payload>,
+}
+
+enum State {
+    /// Waiting for the connect command.
+    Connecting,
+    Connected(Connected),
+    /// Connect was refused with an error reply; anything further is a protocol error.
+    Failed,
+}
+
+struct Connected {
+    handle: Arc<ClientHandle>,
+    info: ClientInfo,
+    /// Unix seconds when the credentials expire.
+    expires_at: Option<i64>,
+}
+
+/// The protocol state machine of one connection.
+pub struct Session {
+    node: Arc<Node>,
+    outbox: Arc<Outbox>,
+    state: State,
+    subs: HashMap<String, Subscription>,
+    timers: Timers,
+}
+
+impl Session {
+    pub fn new(node: Arc<Node>, outbox: Arc<Outbox>, transport: TransportInfo) -> Self {
+        let config = node.config();
+        node.metrics.connections_accepted.with_label_values(&[transport.name]).inc();
+        Self {
+            timers: Timers::new(&config, Instant::now()),
+            node,
+            outbox,
+            state: State::Connecting,
+            subs: HashMap::new(),
+        }
+    }
+
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Handles one incoming text frame of newline-delimited JSON commands, in order.
+    pub async fn handle_frame(&mut self, frame: &str) -> Result<(), Disconnect> {
+        let commands = json::decode_commands(frame).map_err(|err| {
+            tracing::debug!(%err, "undecodable command");
+            Disconnect::bad_request()
+        })?;
+        if commands.is_empty() {
+            return Err(Disconnect::bad_request());
+        }
+        for command in commands {
+            self.handle_command(command).await?;
+            if self.outbox.close_reason().is_some() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// When the session next needs [`Session::on_timer`].
+    pub fn next_deadline(&self) -> Instant {
+        self.timers.next()
+    }
+
+    fn send_reply(&self, reply: &Reply) {
+        self.outbox.push(json::encode_reply(reply));
+    }
+
+    fn reply(&self, id: u32, body: ReplyBody) {
+        self.send_reply(&Reply::new(id, body));
+    }
+
+    fn reply_error(&self, id: u32, method: &str, error: ErrorCode) {
+        self.node.metrics.reply_errors.with_label_values(&[method, &error.code.to_string()]).inc();
+        self.send_reply(&Reply::error(id, error));
+    }
+
+    fn send_raw(&self, bytes: Bytes) {
+        self.outbox.push(bytes);
+    }
+
+    /// Ends the session: leaves every channel, unregisters, and closes the outbox with
+    /// `disconnect` (the transport's writer sends it to the client).
+    pub async fn close(mut self, disconnect: Option<Disconnect>) {
+        if let Some(d) = &disconnect {
+            self.node.metrics.disconnects.with_label_values(&[&d.code.to_string()]).inc();
+        }
+        if let State::Connected(conn) = std::mem::replace(&mut self.state, State::Failed) {
+            let channels: Vec<String> = self.subs.keys().cloned().collect();
+            for channel in channels {
+                self.leave_channel((&conn.handle, &conn.info), &channel).await;
+            }
+            self.node.hub.remove_client(&conn.handle);
+        }
+        self.outbox.close(disconnect.unwrap_or_else(|| Disconnect { code: 3000, reason: "connection closed".into() }));
+    }
+}

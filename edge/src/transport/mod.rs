@@ -1,0 +1,4 @@
+//! Client transports: they move frames between sockets and a [`crate::session::Session`].
+
+pub mod origin;
+pub mod websocket;

@@ -1,0 +1,167 @@
+//! Bidirectional WebSocket transport (`/connection/websocket`), JSON protocol.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::Instant;
+
+use crate::node::Node;
+use crate::protocol::Disconnect;
+use crate::session::{Batch, Outbox, Session, TransportInfo};
+
+const TRANSPORT: TransportInfo = TransportInfo { name: "websocket" };
+
+/// Read buffer per connection; small so idle connections stay cheap.
+const READ_BUFFER: usize = 4096;
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct WsQuery {
+    format: String,
+    cf_protocol: String,
+}
+
+/// Upgrades an HTTP request to a client connection.
+pub async fn handler(
+    State(node): State<Arc<Node>>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let config = node.config();
+    if node.is_shutting_down() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if !super::origin::allowed(&headers, &config.allowed_origins) {
+        tracing::info!(origin = ?headers.get("origin"), "connection refused: origin not allowed");
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    let wants_protobuf = query.format == "protobuf"
+        || query.cf_protocol == "protobuf"
+        || ws.requested_protocols().any(|p| p.as_bytes() == b"centrifuge-protobuf");
+    if wants_protobuf {
+        return (StatusCode::BAD_REQUEST, "protobuf protocol is not supported yet; use JSON").into_response();
+    }
+    let limit = config.websocket_message_size_limit;
+    let write_timeout = config.websocket_write_timeout.0;
+    let queue_limit = config.client_queue_max_size;
+    ws.protocols(["centrifuge-json"])
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| serve(socket, node, queue_limit, write_timeout))
+}
+
+async fn serve(socket: WebSocket, node: Arc<Node>, queue_limit: usize, write_timeout: Duration) {
+    let outbox = Arc::new(Outbox::new(queue_limit));
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, outbox.clone(), write_timeout));
+    let mut session = Session::new(node, outbox.clone(), TRANSPORT);
+
+    let mut deadline = session.next_deadline();
+    let sleep = tokio::time::sleep_until(deadline);
+    tokio::pin!(sleep);
+    let disconnect = loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                None | Some(Ok(Message::Close(_))) => break None,
+                Some(Ok(Message::Text(text))) => {
+                    if let Err(d) = session.handle_frame(text.as_str()).await {
+                        break Some(d);
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => break Some(Disconnect::bad_request()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Err(err)) => {
+                    tracing::debug!(%err, "websocket read error");
+                    break is_capacity_error(err).then(Disconnect::message_too_big);
+                }
+            },
+            () = &mut sleep => {
+                if let Err(d) = session.on_timer(Instant::now()) {
+                    break Some(d);
+                }
+            }
+            d = outbox.closed() => break Some(d),
+        }
+        let next = session.next_deadline();
+        if next != deadline {
+            deadline = next;
+            sleep.as_mut().reset(deadline);
+        }
+    };
+    session.close(disconnect).await;
+    // The writer flushes what is queued, sends the close frame and ends.
+    if tokio::time::timeout(Duration::from_secs(5), writer).await.is_err() {
+        tracing::debug!("websocket writer did not finish in time");
+    }
+}
+
+/// Drains the outbox: every batch becomes one text frame of newline-joined messages.
+async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>, write_timeout: Duration) {
+    loop {
+        match outbox.next_batch().await {
+            Batch::Messages(messages) => {
+                let frame = join_messages(messages);
+                let Ok(text) = Utf8Bytes::try_from(frame) else {
+                    tracing::error!("non-UTF-8 JSON frame dropped");
+                    continue;
+                };
+                match tokio::time::timeout(write_timeout, sink.send(Message::Text(text))).await {
+                    Ok(Ok(())) => {}
+                    _ => {
+                        outbox.close(Disconnect::write_error());
+                        return;
+                    }
+                }
+            }
+            Batch::Close(d) => {
+                if d.code != 3000 {
+                    let frame = CloseFrame { code: d.code as u16, reason: Utf8Bytes::from(truncate_reason(&d.reason)) };
+                    let sent = tokio::time::timeout(write_timeout, sink.send(Message::Close(Some(frame)))).await;
+                    tracing::debug!(code = d.code, ?sent, "close frame sent");
+                }
+                let _ = tokio::time::timeout(write_timeout, sink.close()).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Whether a read failed because a message exceeded the size limit.
+fn is_capacity_error(err: axum::Error) -> bool {
+    matches!(err.into_inner().downcast_ref::<tungstenite::Error>(), Some(tungstenite::Error::Capacity(_)))
+}
+
+/// One message as is; several joined with `\n` (no trailing newline).
+fn join_messages(mut messages: Vec<Bytes>) -> Bytes {
+    if messages.len() == 1 {
+        return messages.pop().unwrap_or_default();
+    }
+    let size = messages.iter().map(|m| m.len() + 1).sum::<usize>();
+    let mut buf = BytesMut::with_capacity(size);
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            buf.put_u8(b'\n');
+        }
+        buf.put_slice(m);
+    }
+    buf.freeze()
+}
+
+/// Close reasons are limited to 123 bytes by RFC 6455.
+fn truncate_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}

@@ -1,0 +1,261 @@
+//! Harness for end-to-end tests: spawns real `gyre` processes on OS-assigned ports and talks
+//! to them with real clients (raw WebSocket, HTTP, the npm and PyPI SDKs).
+//!
+//! Every spawned process is killed on drop and every wait has a timeout.
+
+pub mod interop;
+pub mod ws;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub use ws::WsClient;
+
+/// HMAC secret of test configs.
+pub const SECRET: &str = "test-secret";
+/// API key of test configs.
+pub const API_KEY: &str = "test-api-key";
+
+/// Path of the gyre binary built for these tests: cargo builds this package's binary next to
+/// the `deps/` folder of the running test executable before it runs integration tests.
+pub fn gyre_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let bin = dir.join(format!("gyre-under-test{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} is missing: run the tests through cargo (cargo test -p gyre-tests)", bin.display());
+    bin
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// A config with the test secrets, loopback listeners on port 0, short timers, and the
+/// namespaces the tests use.
+pub fn base_config() -> Value {
+    json!({
+        "address": "127.0.0.1",
+        "port": 0,
+        "token_hmac_secret_key": SECRET,
+        "api_key": API_KEY,
+        "log_level": "debug",
+        "ping_interval": "25s",
+        "pong_timeout": "8s",
+        "namespaces": [
+            {"name": "chat", "allow_subscribe_for_client": true, "allow_publish_for_subscriber": true,
+             "presence": true, "join_leave": true, "allow_presence_for_subscriber": true,
+             "history_size": 100, "history_ttl": "300s", "allow_history_for_subscriber": true},
+            {"name": "pub", "allow_subscribe_for_client": true, "allow_publish_for_client": true},
+            {"name": "locked"},
+            {"name": "personal", "allow_user_limited_channels": true}
+        ]
+    })
+}
+
+/// Merges `patch` into `base` (objects key by key, everything else replaced).
+pub fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// A running gyre process.
+pub struct Gyre {
+    child: Child,
+    pub addr: String,
+    pub internal_addr: Option<String>,
+    logs: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Gyre {
+    /// Starts gyre with [`base_config`] patched by `patch`.
+    pub fn start(patch: Value) -> Gyre {
+        let mut config = base_config();
+        merge(&mut config, patch);
+        Self::start_with(&config, &[])
+    }
+
+    /// Starts gyre with exactly this config and extra environment variables.
+    pub fn start_with(config: &Value, env: &[(&str, &str)]) -> Gyre {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(config).expect("config json")).expect("write config");
+        let wants_internal = config.get("internal_port").is_some_and(|p| !p.is_null());
+        let args = ["serve".to_string(), "--config".to_string(), path.display().to_string()];
+        Self::spawn(dir, &args, env, wants_internal)
+    }
+
+    /// Starts gyre with command-line arguments (no config file unless the args name one).
+    pub fn start_args(args: &[&str], env: &[(&str, &str)]) -> Gyre {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        Self::spawn(dir, &args, env, false)
+    }
+
+    fn spawn(dir: tempfile::TempDir, args: &[String], env: &[(&str, &str)], wants_internal: bool) -> Gyre {
+        let mut cmd = Command::new(gyre_bin());
+        cmd.args(args).current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.env_remove("RUST_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn gyre");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                sink.lock().map(|mut l| l.push(line)).ok();
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (mut addr, mut internal_addr) = (None, None);
+        while addr.is_none() || (wants_internal && internal_addr.is_none()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if line.contains("gyre listening") {
+                        addr = field(&line, "addr");
+                    } else if line.contains("internal listener") {
+                        internal_addr = field(&line, "addr");
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let logs = logs.lock().map(|l| l.join("\n")).unwrap_or_default();
+                    panic!("gyre did not start within 20s; its log:\n{logs}");
+                }
+            }
+        }
+        Gyre {
+            child,
+            addr: addr.unwrap_or_default(),
+            internal_addr,
+            logs,
+            _dir: dir,
+            http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("http client"),
+        }
+    }
+
+    /// `ws://…/connection/websocket` of this node.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/connection/websocket", self.addr)
+    }
+
+    /// Base URL of the server API (`http://…/api`).
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api", self.internal_addr.as_ref().unwrap_or(&self.addr))
+    }
+
+    /// `http://host:port` of the listener serving API, metrics and health.
+    pub fn internal_base(&self) -> String {
+        format!("http://{}", self.internal_addr.as_ref().unwrap_or(&self.addr))
+    }
+
+    /// Calls `POST /api/<method>` with the test key; returns status and JSON body.
+    pub async fn api(&self, method: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/{method}", self.api_url()))
+            .header("X-API-Key", API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("api request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// A plain HTTP client for requests the helpers do not cover.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Connects a raw WebSocket client.
+    pub async fn ws(&self) -> WsClient {
+        WsClient::connect(&self.ws_url()).await
+    }
+
+    /// Connects a raw client and completes `connect` as `user`; returns it and the reply.
+    pub async fn connected(&self, user: &str) -> (WsClient, Value) {
+        let mut c = self.ws().await;
+        let reply = c.command(json!({"connect": {"token": token(user, json!({}))}})).await;
+        assert!(reply.get("connect").is_some(), "connect failed: {reply}");
+        (c, reply)
+    }
+
+    /// Everything gyre logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit; returns its exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Gyre {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Extracts `key=value` from a text log line.
+fn field(line: &str, key: &str) -> Option<String> {
+    let needle = format!("{key}=");
+    let start = line.find(&needle)? + needle.len();
+    Some(line[start..].split_whitespace().next()?.to_string())
+}
+
+/// An HS256 connection token for `user` (valid 1 h) with extra claims.
+pub fn token(user: &str, extra: Value) -> String {
+    gyre_edge::auth::mint_connection_token(SECRET, user, Some(3600), extra).expect("mint token")
+}
+
+/// Runs the gyre binary with arguments; returns (exit ok, stdout, stderr).
+pub fn run_cli(args: &[&str], cwd: &Path) -> (bool, String, String) {
+    let out = Command::new(gyre_bin()).args(args).current_dir(cwd).env_remove("RUST_LOG").output().expect("run gyre");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Polls `check` every 20 ms until it is true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
+}

@@ -1,0 +1,105 @@
+//! The `gyre` command line and config loading as a user meets them.
+
+use gyre_tests::{run_cli, Gyre};
+use serde_json::json;
+
+#[test]
+fn genconfig_writes_a_valid_config_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["config.json", "c.yaml", "c.toml"] {
+        let (ok, out, err) = run_cli(&["genconfig", file], dir.path());
+        assert!(ok, "genconfig {file}: {out}{err}");
+        let (ok, out, err) = run_cli(&["checkconfig", file], dir.path());
+        assert!(ok, "checkconfig {file}: {out}{err}");
+        assert!(out.contains("valid"));
+    }
+    let (ok, _, err) = run_cli(&["genconfig", "config.json"], dir.path());
+    assert!(!ok && err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn checkconfig_names_every_bad_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "port: eighty\nhistory_ttl: 5 parsecs\nnot_a_key: 1\nnamespaces:\n  - name: x\n";
+    std::fs::write(dir.path().join("bad.yaml"), text).unwrap();
+    let (ok, _, err) = run_cli(&["checkconfig", "bad.yaml"], dir.path());
+    assert!(!ok);
+    assert!(err.contains("bad.yaml: key `not_a_key`: unknown key"), "{err}");
+    assert!(err.contains("bad.yaml: key `port`"), "{err}");
+    let text = r#"{"namespaces":[{"name":"chat","history_ttl":"soon","history_size":5}]}"#;
+    std::fs::write(dir.path().join("bad.json"), text).unwrap();
+    let (ok, _, err) = run_cli(&["checkconfig", "bad.json"], dir.path());
+    assert!(
+        !ok && err.contains("bad.json") && err.contains("namespaces[0]") && err.contains("invalid duration"),
+        "{err}"
+    );
+    let (ok, _, err) = run_cli(&["checkconfig", "missing.json"], dir.path());
+    assert!(!ok && err.contains("missing.json") && err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn serve_refuses_an_invalid_config_and_env_errors_name_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.json"), r#"{"ping_interval":"1s","pong_timeout":"2s"}"#).unwrap();
+    let (ok, _, err) = run_cli(&["serve", "--config", "c.json"], dir.path());
+    assert!(!ok && err.contains("c.json: key `pong_timeout`"), "{err}");
+
+    std::fs::write(dir.path().join("ok.json"), "{}").unwrap();
+    let out = std::process::Command::new(gyre_tests::gyre_bin())
+        .args(["checkconfig", "ok.json"])
+        .current_dir(dir.path())
+        .env("GYRE_CLIENT_CHANNEL_LIMIT", "lots")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("GYRE_CLIENT_CHANNEL_LIMIT"), "{err}");
+}
+
+#[tokio::test]
+async fn env_vars_override_the_file() {
+    let mut config = gyre_tests::base_config();
+    config["api_key"] = json!("from-file");
+    let gyre = Gyre::start_with(&config, &[("GYRE_API_KEY", gyre_tests::API_KEY)]);
+    assert_eq!(gyre.api("info", json!({})).await.0, 200, "GYRE_API_KEY did not override api_key");
+}
+
+#[test]
+fn gentoken_and_checktoken_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run_cli(&["genconfig"], dir.path()).0);
+    let (ok, token, err) = run_cli(&["gentoken", "-u", "42", "--ttl", "1h", "--quiet"], dir.path());
+    assert!(ok, "{err}");
+    let (ok, out, err) = run_cli(&["checktoken", token.trim()], dir.path());
+    assert!(ok && out.contains("\"42\"") && out.contains("expires"), "{out}{err}");
+    let (ok, _, err) = run_cli(&["checktoken", "not.a.token"], dir.path());
+    assert!(!ok && err.contains("invalid token"), "{err}");
+    let (ok, out, _) = run_cli(&["version"], dir.path());
+    assert!(ok && out.starts_with("gyre "), "{out}");
+}
+
+#[tokio::test]
+async fn serve_without_config_starts_a_usable_dev_node() {
+    let gyre = Gyre::start_args(&["--port", "0", "--address", "127.0.0.1"], &[]);
+    let logs = gyre.logs();
+    let grab = |key: &str| -> String {
+        let start =
+            logs.find(&format!("{key}=")).unwrap_or_else(|| panic!("{key} not logged:\n{logs}")) + key.len() + 1;
+        logs[start..].split_whitespace().next().unwrap().to_string()
+    };
+    let api_key = grab("api_key");
+    let token = grab("sample_token_user_demo");
+    let resp = gyre
+        .http()
+        .post(format!("{}/info", gyre.api_url()))
+        .header("X-API-Key", api_key)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut c = gyre.ws().await;
+    let reply = c.command(json!({"connect": {"token": token}})).await;
+    assert!(reply["connect"]["client"].is_string(), "{reply}");
+    let sub = c.command(json!({"subscribe": {"channel": "news"}})).await;
+    assert!(sub.get("subscribe").is_some(), "dev node lets clients subscribe: {sub}");
+}
