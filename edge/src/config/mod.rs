@@ -191,6 +191,31 @@ pub struct ChannelOptions {
     pub allow_user_limited_channels: bool,
     pub channel_regex: String,
     pub publication_data_format: String,
+    /// Recover the latest publication on every subscribe (cache recovery mode).
+    pub auto_cache_recover: bool,
+    pub allow_tags_filter: bool,
+    /// `stream` (the default) is the only type Gyre serves; map and shared-poll types are
+    /// refused at load time rather than silently served as streams.
+    pub subscription_type: String,
+    pub map: Option<serde_json::Value>,
+    pub shared_poll: Option<serde_json::Value>,
+    pub map_clients_presence_channel_prefix: String,
+    pub map_users_presence_channel_prefix: String,
+    // Backend proxies (v5 and v4 names). Parsed so configs load with a precise error;
+    // proxies are not served yet, so enabling one is refused rather than ignored.
+    pub subscribe_proxy_enabled: bool,
+    pub subscribe_proxy_name: String,
+    pub publish_proxy_enabled: bool,
+    pub publish_proxy_name: String,
+    pub sub_refresh_proxy_enabled: bool,
+    pub sub_refresh_proxy_name: String,
+    pub subscribe_stream_proxy_enabled: bool,
+    pub subscribe_stream_proxy_name: String,
+    pub subscribe_stream_proxy_bidirectional: bool,
+    pub proxy_subscribe: bool,
+    pub proxy_publish: bool,
+    pub proxy_sub_refresh: bool,
+    pub proxy_subscribe_stream: bool,
 }
 
 impl ChannelOptions {

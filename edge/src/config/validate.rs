@@ -105,6 +105,43 @@ fn check_channel_options(o: &ChannelOptions, prefix: &str, err: &mut impl FnMut(
             err(format!("{prefix}channel_regex"), format!("invalid regex: {e}"));
         }
     }
+    if !["", "stream"].contains(&o.subscription_type.as_str()) {
+        err(
+            format!("{prefix}subscription_type"),
+            format!("subscription type {:?} is not supported; only \"stream\"", o.subscription_type),
+        );
+    }
+    if o.auto_cache_recover && !(o.force_recovery && o.force_recovery_mode == "cache") {
+        err(format!("{prefix}auto_cache_recover"), "needs force_recovery and force_recovery_mode \"cache\"".into());
+    }
+    let proxies = [
+        ("subscribe_proxy_enabled", o.subscribe_proxy_enabled),
+        ("publish_proxy_enabled", o.publish_proxy_enabled),
+        ("sub_refresh_proxy_enabled", o.sub_refresh_proxy_enabled),
+        ("subscribe_stream_proxy_enabled", o.subscribe_stream_proxy_enabled),
+        ("proxy_subscribe", o.proxy_subscribe),
+        ("proxy_publish", o.proxy_publish),
+        ("proxy_sub_refresh", o.proxy_sub_refresh),
+        ("proxy_subscribe_stream", o.proxy_subscribe_stream),
+    ];
+    for (key, on) in proxies {
+        if on {
+            err(
+                format!("{prefix}{key}"),
+                "backend proxies are not supported yet; remove the key or set it false".into(),
+            );
+        }
+    }
+    for (key, name) in [
+        ("subscribe_proxy_name", &o.subscribe_proxy_name),
+        ("publish_proxy_name", &o.publish_proxy_name),
+        ("sub_refresh_proxy_name", &o.sub_refresh_proxy_name),
+        ("subscribe_stream_proxy_name", &o.subscribe_stream_proxy_name),
+    ] {
+        if !name.is_empty() && !valid_namespace_name(name) {
+            err(format!("{prefix}{key}"), format!("invalid proxy name {name:?}"));
+        }
+    }
     if o.presence_permissions() && !o.presence {
         err(format!("{prefix}presence"), "allow_presence_for_* needs presence: true".into());
     }
@@ -129,5 +166,20 @@ mod tests {
         assert!(err.contains("`namespaces[1].history_size`"), "{err}");
         assert!(err.contains("`namespaces[2].name`: duplicate"), "{err}");
         assert!(err.contains("key `pong_timeout`"), "{err}");
+    }
+
+    #[test]
+    fn unsupported_features_are_refused_not_ignored() {
+        let text = r#"{"namespaces":[{"name":"m","subscription_type":"map","proxy_subscribe":true}],
+                      "auto_cache_recover": true}"#;
+        let err = load_str(text, Format::Json, "x.json").unwrap_err().to_string();
+        assert!(err.contains("`namespaces[0].subscription_type`: subscription type \"map\""), "{err}");
+        assert!(err.contains("`namespaces[0].proxy_subscribe`: backend proxies"), "{err}");
+        assert!(err.contains("`auto_cache_recover`: needs force_recovery"), "{err}");
+        let ok = r#"{"namespaces":[{"name":"mm","subscription_type":"stream","subscribe_proxy_enabled":false,
+                     "allow_tags_filter":true}]}"#;
+        if let Err(e) = load_str(ok, Format::Json, "x.json") {
+            panic!("{e}");
+        }
     }
 }
