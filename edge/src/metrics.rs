@@ -17,6 +17,7 @@ pub struct Metrics {
     pub messages_published: IntCounterVec,
     pub api_commands: HistogramVec,
     pub api_errors: IntCounterVec,
+    pub recover: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -88,6 +89,7 @@ impl Metrics {
                 "Server API errors by method and code",
                 &["protocol", "method", "code"],
             )?,
+            recover: counter(&registry, "client_recover_total", "Subscribe recoveries by outcome", &["recovered"])?,
             api_commands,
             registry,
         })

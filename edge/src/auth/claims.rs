@@ -27,6 +27,38 @@ pub struct ConnectClaims {
     pub channel: Option<serde_json::Value>,
 }
 
+/// Claims of a subscription token; unknown claims are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SubscribeClaims {
+    pub sub: String,
+    pub channel: String,
+    pub client: Option<String>,
+    pub exp: Option<i64>,
+    pub nbf: Option<i64>,
+    #[serde(deserialize_with = "one_or_many")]
+    pub aud: Vec<String>,
+    pub iss: Option<String>,
+    pub info: Option<Payload>,
+    pub b64info: Option<String>,
+    pub data: Option<Payload>,
+    pub b64data: Option<String>,
+    pub expire_at: Option<i64>,
+    #[serde(rename = "override")]
+    pub overrides: Option<SubOverride>,
+}
+
+impl SubscribeClaims {
+    /// When the subscription expires (`expire_at` wins over `exp`; 0 = never).
+    pub fn expires_at(&self) -> Option<i64> {
+        match self.expire_at {
+            Some(0) => None,
+            Some(at) => Some(at),
+            None => self.exp,
+        }
+    }
+}
+
 /// Per-channel options of a server-side subscription from the `subs` claim.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
@@ -53,6 +85,27 @@ pub struct SubOverride {
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 pub struct BoolValue {
     pub value: bool,
+}
+
+impl SubOverride {
+    /// Applies the overrides to a namespace's options.
+    pub fn apply(&self, o: &mut crate::config::ChannelOptions) {
+        if let Some(v) = self.presence {
+            o.presence = v.value;
+        }
+        if let Some(v) = self.join_leave {
+            o.join_leave = v.value;
+        }
+        if let Some(v) = self.force_push_join_leave {
+            o.force_push_join_leave = v.value;
+        }
+        if let Some(v) = self.force_recovery {
+            o.force_recovery = v.value && o.history_enabled();
+        }
+        if let Some(v) = self.force_positioning {
+            o.force_positioning = v.value && o.history_enabled();
+        }
+    }
 }
 
 impl ConnectClaims {

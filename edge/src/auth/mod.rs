@@ -2,7 +2,7 @@
 
 mod claims;
 
-pub use claims::{ConnectClaims, SubOverride};
+pub use claims::{BoolValue, ConnectClaims, SubOptions, SubOverride, SubscribeClaims};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,6 +24,8 @@ pub enum TokenError {
 #[derive(Clone)]
 pub struct TokenVerifier {
     hmac: Option<DecodingKey>,
+    rsa: Option<DecodingKey>,
+    ecdsa: Option<DecodingKey>,
     audience: String,
     issuer: String,
 }
@@ -33,42 +35,113 @@ impl TokenVerifier {
         let hmac = (!config.token_hmac_secret_key.is_empty())
             .then(|| DecodingKey::from_secret(config.token_hmac_secret_key.as_bytes()).ok())
             .flatten();
-        Self { hmac, audience: config.token_audience.clone(), issuer: config.token_issuer.clone() }
+        // PEM keys are validated at config load; an unparsable one simply verifies nothing.
+        let rsa = rsa_key(&config.token_rsa_public_key).ok().flatten();
+        let ecdsa = ecdsa_key(&config.token_ecdsa_public_key).ok().flatten();
+        Self { hmac, rsa, ecdsa, audience: config.token_audience.clone(), issuer: config.token_issuer.clone() }
     }
 
-    /// Verifies a connection token and returns its claims.
-    pub fn verify_connect(&self, token: &str) -> Result<ConnectClaims, TokenError> {
-        let key =
-            self.hmac.as_ref().ok_or_else(|| TokenError::Invalid("no token verification key configured".into()))?;
+    /// The key for the token's algorithm: HMAC for HS*, RSA for RS*, ECDSA for ES*.
+    fn key_for(&self, alg: Algorithm) -> Result<&DecodingKey, TokenError> {
+        use Algorithm::*;
+        let key = match alg {
+            HS256 | HS384 | HS512 => self.hmac.as_ref(),
+            RS256 | RS384 | RS512 => self.rsa.as_ref(),
+            ES256 | ES384 => self.ecdsa.as_ref(),
+            _ => None,
+        };
+        key.ok_or_else(|| TokenError::Invalid(format!("no key configured for {alg:?} tokens")))
+    }
+
+    /// Checks the signature and decodes the claims; time and audience checks are ours.
+    fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let key = self.key_for(header.alg)?;
         let mut validation = Validation::new(header.alg);
-        validation.algorithms = vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
-        let data = decode::<ConnectClaims>(token, key, &validation).map_err(|e| TokenError::Invalid(e.to_string()))?;
-        let claims = data.claims;
-        if claims.channel.is_some() {
-            return Err(TokenError::Invalid("connection token must not have a channel claim".into()));
-        }
-        if !self.audience.is_empty() && !claims.aud.contains(&self.audience) {
+        decode::<T>(token, key, &validation).map(|d| d.claims).map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+
+    fn check_common(
+        &self,
+        aud: &[String],
+        iss: Option<&str>,
+        exp: Option<i64>,
+        nbf: Option<i64>,
+    ) -> Result<(), TokenError> {
+        if !self.audience.is_empty() && !aud.contains(&self.audience) {
             return Err(TokenError::Invalid("audience mismatch".into()));
         }
-        if !self.issuer.is_empty() && claims.iss.as_deref() != Some(self.issuer.as_str()) {
+        if !self.issuer.is_empty() && iss != Some(self.issuer.as_str()) {
             return Err(TokenError::Invalid("issuer mismatch".into()));
         }
         let now = unix_now();
-        if claims.exp.is_some_and(|exp| exp <= now) || claims.nbf.is_some_and(|nbf| nbf > now) {
+        if exp.is_some_and(|exp| exp <= now) || nbf.is_some_and(|nbf| nbf > now) {
             return Err(TokenError::Expired);
         }
+        Ok(())
+    }
+
+    /// Verifies a connection token and returns its claims.
+    pub fn verify_connect(&self, token: &str) -> Result<ConnectClaims, TokenError> {
+        let claims: ConnectClaims = self.decode(token)?;
+        if claims.channel.is_some() {
+            return Err(TokenError::Invalid("connection token must not have a channel claim".into()));
+        }
+        self.check_common(&claims.aud, claims.iss.as_deref(), claims.exp, claims.nbf)?;
         Ok(claims)
     }
+
+    /// Verifies a subscription token's signature, audience, issuer and time; the caller
+    /// matches `sub`, `channel` and `client` against the connection.
+    pub fn verify_subscribe(&self, token: &str) -> Result<SubscribeClaims, TokenError> {
+        let claims: SubscribeClaims = self.decode(token)?;
+        if claims.channel.is_empty() {
+            return Err(TokenError::Invalid("subscription token without channel claim".into()));
+        }
+        self.check_common(&claims.aud, claims.iss.as_deref(), claims.exp, claims.nbf)?;
+        Ok(claims)
+    }
+}
+
+/// Parses an RSA public key PEM (empty: none).
+pub fn rsa_key(pem: &str) -> Result<Option<DecodingKey>, jsonwebtoken::errors::Error> {
+    if pem.trim().is_empty() {
+        return Ok(None);
+    }
+    DecodingKey::from_rsa_pem(pem.as_bytes()).map(Some)
+}
+
+/// Parses an ECDSA public key PEM (empty: none).
+pub fn ecdsa_key(pem: &str) -> Result<Option<DecodingKey>, jsonwebtoken::errors::Error> {
+    if pem.trim().is_empty() {
+        return Ok(None);
+    }
+    DecodingKey::from_ec_pem(pem.as_bytes()).map(Some)
 }
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Mints an HS256 subscription token for `user` and `channel`.
+pub fn mint_subscription_token(
+    secret: &str,
+    user: &str,
+    channel: &str,
+    ttl_secs: Option<i64>,
+    extra: serde_json::Value,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let mut extra = match extra {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    extra.insert("channel".into(), channel.into());
+    mint_connection_token(secret, user, ttl_secs, serde_json::Value::Object(extra))
 }
 
 /// Mints an HS256 connection token for `user`, valid for `ttl_secs` (none: never expires).

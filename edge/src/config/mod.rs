@@ -62,6 +62,10 @@ pub struct Config {
     pub log_format: LogFormat,
 
     pub token_hmac_secret_key: String,
+    /// PEM public key verifying RS256/384/512 tokens.
+    pub token_rsa_public_key: String,
+    /// PEM public key verifying ES256/384 tokens.
+    pub token_ecdsa_public_key: String,
     pub token_audience: String,
     pub token_issuer: String,
     pub allow_anonymous_connect_without_token: bool,
@@ -119,6 +123,8 @@ impl Default for Config {
             log_level: LogLevel::Info,
             log_format: LogFormat::Text,
             token_hmac_secret_key: String::new(),
+            token_rsa_public_key: String::new(),
+            token_ecdsa_public_key: String::new(),
             token_audience: String::new(),
             token_issuer: String::new(),
             allow_anonymous_connect_without_token: false,

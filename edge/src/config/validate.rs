@@ -17,6 +17,12 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             format!("must be less than ping_interval ({:?} >= {:?})", c.pong_timeout.0, c.ping_interval.0),
         );
     }
+    if let Err(e) = crate::auth::rsa_key(&c.token_rsa_public_key) {
+        err("token_rsa_public_key".into(), format!("invalid RSA public key PEM: {e}"));
+    }
+    if let Err(e) = crate::auth::ecdsa_key(&c.token_ecdsa_public_key) {
+        err("token_ecdsa_public_key".into(), format!("invalid ECDSA public key PEM: {e}"));
+    }
     if c.ping_interval.is_zero() {
         err("ping_interval".into(), "must be greater than zero".into());
     }

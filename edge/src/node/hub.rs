@@ -9,17 +9,51 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::protocol::{json, ClientInfo, JoinLeave, Publication, Push, PushBody, Reply};
-use crate::session::ClientHandle;
+use crate::protocol::{json, ClientInfo, JoinLeave, Publication, Push, PushBody, Reply, StreamPosition};
+use crate::session::{ClientHandle, Control};
 
 const SHARDS: usize = 64;
 
+/// Most live publications held for one subscriber while its subscribe is being answered.
+const MAX_PENDING: usize = 10_000;
+
 /// One local subscriber of a channel.
-#[derive(Clone)]
 pub struct Subscriber {
     pub client: Arc<ClientHandle>,
     /// Wants join/leave pushes.
     pub join_leave: bool,
+    /// Subscribed by the server: losing continuity closes the connection (3010).
+    pub server_side: bool,
+    /// Positioned subscriptions: the last delivered position, checked for gaps.
+    tracked: Option<Tracked>,
+    /// While the subscribe is being answered, live publications wait here.
+    pending: Option<Vec<Arc<Publication>>>,
+    /// Continuity was lost; nothing more is delivered until the session drops it.
+    broken: bool,
+}
+
+struct Tracked {
+    offset: u64,
+    epoch: String,
+}
+
+impl Subscriber {
+    /// A subscriber that receives live publications right away.
+    pub fn live(client: Arc<ClientHandle>, join_leave: bool, server_side: bool) -> Self {
+        Self { client, join_leave, server_side, tracked: None, pending: None, broken: false }
+    }
+
+    /// A subscriber whose live publications wait until [`Hub::activate`] (positioning and
+    /// recovery: the reply's position must come before them, without gap or duplicate).
+    pub fn syncing(client: Arc<ClientHandle>, join_leave: bool, server_side: bool) -> Self {
+        Self { pending: Some(Vec::new()), ..Self::live(client, join_leave, server_side) }
+    }
+
+    fn lose_continuity(&mut self, channel: &str) {
+        self.broken = true;
+        self.pending = None;
+        self.client.control(Control::InsufficientState { channel: channel.to_string() });
+    }
 }
 
 /// The subscribers of one channel; its lock serializes fan-out so every subscriber sees the
@@ -47,6 +81,11 @@ pub enum Added {
     First,
     Joined,
     AlreadySubscribed,
+}
+
+/// Encodes a publication push (once per publication on the live path).
+fn encode_publication(channel: &str, publication: Arc<Publication>) -> Bytes {
+    json::encode_reply(&Reply::push(Push { channel: channel.to_string(), body: PushBody::Publication(publication) }))
 }
 
 /// What a broadcast reached (for metrics).
@@ -161,43 +200,114 @@ impl Hub {
         self.channels[self.shard_of(channel)].read().get(channel).cloned()
     }
 
-    /// Encodes the push once and queues the same bytes for every (matching) subscriber.
-    fn fan_out(&self, channel: &str, push: impl FnOnce() -> Push, only_join_leave: bool) -> Delivered {
+    /// Encodes a join/leave push once and queues it for subscribers that asked for them.
+    fn fan_out_join_leave(&self, channel: &str, push: impl FnOnce() -> Push) -> Delivered {
         let Some(entry) = self.entry(channel) else { return Delivered(0) };
         let subs = entry.subs.lock();
-        if subs.is_empty() {
+        let mut targets = subs.values().filter(|s| s.join_leave && s.pending.is_none() && !s.broken).peekable();
+        if targets.peek().is_none() {
             return Delivered(0);
         }
-        let bytes: Bytes = json::encode_reply(&Reply::push(push()));
+        let bytes = json::encode_reply(&Reply::push(push()));
         let mut n = 0;
-        for sub in subs.values() {
-            if only_join_leave && !sub.join_leave {
-                continue;
-            }
+        for sub in targets {
             sub.client.send(bytes.clone());
             n += 1;
         }
         Delivered(n)
     }
 
-    pub fn broadcast_publication(&self, channel: &str, publication: Arc<Publication>) -> Delivered {
-        self.fan_out(channel, || Push { channel: channel.to_string(), body: PushBody::Publication(publication) }, false)
+    /// Delivers a publication: encoded once, the same bytes queued for every subscriber;
+    /// positioned subscribers are checked for continuity, syncing ones hold it.
+    pub fn broadcast_publication(
+        &self,
+        channel: &str,
+        publication: Arc<Publication>,
+        position: &StreamPosition,
+    ) -> Delivered {
+        let Some(entry) = self.entry(channel) else { return Delivered(0) };
+        let mut subs = entry.subs.lock();
+        let mut bytes: Option<Bytes> = None;
+        let mut n = 0;
+        for sub in subs.values_mut() {
+            if sub.broken {
+                continue;
+            }
+            if let Some(pending) = &mut sub.pending {
+                if pending.len() < MAX_PENDING {
+                    pending.push(publication.clone());
+                } else {
+                    sub.lose_continuity(channel);
+                }
+                continue;
+            }
+            if let Some(t) = &mut sub.tracked {
+                if publication.offset > 0 {
+                    if t.epoch != position.epoch || publication.offset > t.offset + 1 {
+                        sub.lose_continuity(channel);
+                        continue;
+                    }
+                    if publication.offset <= t.offset {
+                        continue;
+                    }
+                    t.offset = publication.offset;
+                }
+            }
+            let b = bytes.get_or_insert_with(|| encode_publication(channel, publication.clone()));
+            sub.client.send(b.clone());
+            n += 1;
+        }
+        Delivered(n)
+    }
+
+    /// Ends a subscriber's sync: queues `prelude` (the subscribe reply), then the held
+    /// publications after `position`, and starts live delivery (with continuity checks when
+    /// `track`). Returns false when the subscriber is gone.
+    pub fn activate(
+        &self,
+        channel: &str,
+        client: &str,
+        position: &StreamPosition,
+        track: bool,
+        prelude: Option<Bytes>,
+    ) -> bool {
+        let Some(entry) = self.entry(channel) else { return false };
+        let mut subs = entry.subs.lock();
+        let Some(sub) = subs.get_mut(client) else { return false };
+        if let Some(p) = prelude {
+            sub.client.send(p);
+        }
+        let held = sub.pending.take().unwrap_or_default();
+        let mut last = position.offset;
+        for publication in held {
+            if publication.offset > 0 && publication.offset <= last {
+                continue;
+            }
+            if track && publication.offset > 0 && publication.offset != last + 1 {
+                sub.lose_continuity(channel);
+                return true;
+            }
+            last = last.max(publication.offset);
+            sub.client.send(encode_publication(channel, publication));
+        }
+        if track {
+            sub.tracked = Some(Tracked { offset: last, epoch: position.epoch.clone() });
+        }
+        true
     }
 
     pub fn broadcast_join(&self, channel: &str, info: &ClientInfo) -> Delivered {
-        self.fan_out(
-            channel,
-            || Push { channel: channel.to_string(), body: PushBody::Join(JoinLeave { info: info.clone() }) },
-            true,
-        )
+        self.fan_out_join_leave(channel, || Push {
+            channel: channel.to_string(),
+            body: PushBody::Join(JoinLeave { info: info.clone() }),
+        })
     }
 
     pub fn broadcast_leave(&self, channel: &str, info: &ClientInfo) -> Delivered {
-        self.fan_out(
-            channel,
-            || Push { channel: channel.to_string(), body: PushBody::Leave(JoinLeave { info: info.clone() }) },
-            true,
-        )
+        self.fan_out_join_leave(channel, || Push {
+            channel: channel.to_string(),
+            body: PushBody::Leave(JoinLeave { info: info.clone() }),
+        })
     }
 
     /// Channels with at least one local subscriber, and their subscriber counts.

@@ -58,8 +58,8 @@ struct HubHandler {
 }
 
 impl BrokerEventHandler for HubHandler {
-    fn handle_publication(&self, channel: &str, publication: Arc<Publication>, _position: &StreamPosition) {
-        let n = self.hub.broadcast_publication(channel, publication).0;
+    fn handle_publication(&self, channel: &str, publication: Arc<Publication>, position: &StreamPosition) {
+        let n = self.hub.broadcast_publication(channel, publication, position).0;
         self.sent.with_label_values(&["publication"]).inc_by(n as u64);
     }
     fn handle_join(&self, channel: &str, info: &ClientInfo) {

@@ -2,15 +2,12 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use tokio::time::Instant;
 
-use super::{ClientHandle, Connected, Session, State, Subscription};
-use crate::auth::{unix_now, TokenError};
-use crate::config::ChannelOptions;
+use super::subscriptions::{payload_or_b64, SubSpec};
+use super::{ClientHandle, Connected, Session, State};
+use crate::auth::{unix_now, SubOptions, TokenError};
 use crate::engine::HistoryQuery;
-use crate::node::channels::{is_private, user_allowed};
-use crate::node::hub::{Added, Subscriber};
 use crate::node::{history_options, PublishParams, VERSION};
 use crate::protocol::*;
 
@@ -23,10 +20,8 @@ impl Session {
             (_, Request::Invalid) => Err(Disconnect::bad_request()),
             (State::Connecting, Request::Connect(req)) if id > 0 => self.connect(id, req).await,
             (State::Connected(_), Request::Pong) => self.pong(),
-            (State::Connected(_), Request::Send(_)) => {
-                // No application hook yet: accepted and dropped.
-                Ok(())
-            }
+            // No application message hook: Centrifugo's answer without one.
+            (State::Connected(_), Request::Send(_)) => Err(Disconnect::not_available()),
             (State::Connected(_), _) if id == 0 => Err(Disconnect::bad_request()),
             (State::Connected(_), Request::Subscribe(req)) => self.subscribe(id, req).await,
             (State::Connected(_), Request::Unsubscribe(req)) => self.unsubscribe(id, req).await,
@@ -39,25 +34,17 @@ impl Session {
                 Ok(())
             }
             (State::Connected(_), Request::Refresh(req)) => self.refresh(id, req),
-            (State::Connected(_), Request::SubRefresh(req)) => {
-                if req.channel.is_empty() {
-                    return Err(Disconnect::bad_request());
-                }
-                let code = if self.subs.contains_key(&req.channel) {
-                    ErrorCode::NOT_AVAILABLE
-                } else {
-                    ErrorCode::PERMISSION_DENIED
-                };
-                self.reply_error(id, method, code);
-                Ok(())
-            }
+            (State::Connected(_), Request::SubRefresh(req)) => self.sub_refresh(id, req),
             // Anything before a successful connect, a second connect, or after a failed one.
             _ => Err(Disconnect::bad_request()),
         }
     }
 
     /// Fires due timers.
-    pub fn on_timer(&mut self, now: Instant) -> Result<(), Disconnect> {
+    pub async fn on_timer(&mut self, now: Instant) -> Result<(), Disconnect> {
+        if self.timers.sub_expire.is_some_and(|at| now >= at) {
+            self.expire_subscriptions().await?;
+        }
         let t = &mut self.timers;
         if t.stale.is_some_and(|at| now >= at) {
             return Err(Disconnect::stale());
@@ -91,7 +78,7 @@ impl Session {
         if self.node.is_shutting_down() {
             return Err(Disconnect::shutdown());
         }
-        let (user, conn_info, expires_at, server_subs) = if req.token.is_empty() {
+        let (user, conn_info, expires_at, mut server_subs) = if req.token.is_empty() {
             if !(config.allow_anonymous_connect_without_token || config.client_insecure) {
                 return Err(Disconnect::bad_request());
             }
@@ -105,24 +92,24 @@ impl Session {
                     return Err(Disconnect::invalid_token());
                 }
             };
-            let conn_info = info_payload(claims.info.clone(), claims.b64info.as_deref())
-                .map_err(|_| Disconnect::invalid_token())?;
-            let mut server_subs: Vec<(String, Option<Payload>, Option<Payload>)> = claims
-                .subs
-                .iter()
-                .map(|(ch, o)| {
-                    let info = info_payload(o.info.clone(), o.b64info.as_deref()).ok().flatten();
-                    let data = info_payload(o.data.clone(), o.b64data.as_deref()).ok().flatten();
-                    (ch.clone(), info, data)
-                })
-                .collect();
+            let conn_info = payload_or_b64(claims.info.clone(), claims.b64info.as_deref());
+            // `subs` carries per-channel options and takes precedence over `channels`.
+            let mut server_subs: Vec<(String, SubOptions)> =
+                claims.subs.iter().map(|(ch, o)| (ch.clone(), o.clone())).collect();
             for ch in &claims.channels {
                 if !claims.subs.contains_key(ch) {
-                    server_subs.push((ch.clone(), None, None));
+                    server_subs.push((ch.clone(), SubOptions::default()));
                 }
             }
             (claims.sub.clone(), conn_info, claims.expires_at(), server_subs)
         };
+        if config.user_subscribe_to_personal && !user.is_empty() {
+            let ns = &config.user_personal_channel_namespace;
+            let personal = if ns.is_empty() { format!("#{user}") } else { format!("{ns}:#{user}") };
+            if !server_subs.iter().any(|(c, _)| *c == personal) {
+                server_subs.push((personal, SubOptions::default()));
+            }
+        }
         let now = unix_now();
         if expires_at.is_some_and(|at| at <= now) {
             return self.fail_connect(id, ErrorCode::EXPIRED);
@@ -139,12 +126,22 @@ impl Session {
         if server_subs.len() > config.client_channel_limit {
             return Err(Disconnect::channel_limit());
         }
-        let mut resolved = Vec::with_capacity(server_subs.len());
-        for (channel, info, data) in server_subs {
-            match rules.channels.resolve(config, &channel) {
-                Ok(r) => resolved.push((channel, r.options.clone(), info, data)),
+        let mut specs = Vec::with_capacity(server_subs.len());
+        for (channel, o) in server_subs {
+            let options = match rules.channels.resolve(config, &channel) {
+                Ok(r) => r.options.clone(),
                 Err(code) => return self.fail_connect(id, code),
-            }
+            };
+            // The client's recovery position for this server-side subscription, if any.
+            let recover = req
+                .subs
+                .get(&channel)
+                .filter(|r| r.recover)
+                .map(|r| StreamPosition { offset: r.offset, epoch: r.epoch.clone() });
+            let mut spec = SubSpec::new(&channel, options, o.overrides.as_ref()).server_side(recover);
+            spec.chan_info = payload_or_b64(o.info, o.b64info.as_deref());
+            spec.data = payload_or_b64(o.data, o.b64data.as_deref());
+            specs.push(spec);
         }
 
         let client_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
@@ -164,27 +161,38 @@ impl Session {
             result.ttl = (at - now).max(1) as u32;
             self.timers.expire = Some(deadline_after(at - now, config.client_expired_close_delay.0));
         }
-        let mut joins = Vec::new();
-        for (channel, options, chan_info, data) in &resolved {
-            result.subs.insert(channel.clone(), SubscribeResult { data: data.clone(), ..Default::default() });
-            joins.push((channel.clone(), options.clone(), chan_info.clone()));
+        // Server-side subscriptions hold their live publications until the connect reply is
+        // queued, so none can precede it.
+        let mut prepared = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let channel = spec.channel.clone();
+            match self.prepare_subscription(&handle, spec).await {
+                Ok(p) => {
+                    result.subs.insert(channel, p.result.clone());
+                    prepared.push(p);
+                }
+                Err(code) => {
+                    for p in &prepared {
+                        if self.node.hub.remove_subscriber(p.channel(), &handle.id) {
+                            self.node.broker_unsubscribe(p.channel()).await;
+                        }
+                    }
+                    self.node.hub.remove_client(&handle);
+                    return self.fail_connect(id, code);
+                }
+            }
         }
         self.reply(id, ReplyBody::Connect(result));
         self.timers.connected(Instant::now());
-        let conn = Connected { handle, info, expires_at };
-        // Server-side subscriptions start after the connect reply, so no publication of
-        // theirs can precede it.
-        for (channel, options, chan_info) in joins {
-            let push_join_leave = options.join_leave && options.force_push_join_leave;
-            self.join_channel((&conn.handle, &conn.info), &channel, &options, chan_info, push_join_leave, true, None)
-                .await;
+        for p in prepared {
+            self.finish_subscription(&handle, &info, p, None).await;
         }
-        self.state = State::Connected(conn);
+        self.state = State::Connected(Connected { handle, info, expires_at });
         Ok(())
     }
 
     /// The connection's handle and info, cloned so handlers can borrow `self` mutably.
-    fn conn_ref(&self) -> Result<(Arc<ClientHandle>, ClientInfo), Disconnect> {
+    pub(super) fn conn_ref(&self) -> Result<(Arc<ClientHandle>, ClientInfo), Disconnect> {
         let conn = self.connected()?;
         Ok((conn.handle.clone(), conn.info.clone()))
     }
@@ -200,133 +208,6 @@ impl Session {
             State::Connected(c) => Ok(c),
             _ => Err(Disconnect::bad_request()),
         }
-    }
-
-    /// Adds the subscription to the hub (queueing `reply` first), then presence and join.
-    #[allow(clippy::too_many_arguments)]
-    async fn join_channel(
-        &mut self,
-        (handle, conn_info): (&Arc<ClientHandle>, &ClientInfo),
-        channel: &str,
-        options: &ChannelOptions,
-        chan_info: Option<Payload>,
-        push_join_leave: bool,
-        server_side: bool,
-        reply: Option<bytes::Bytes>,
-    ) -> bool {
-        let subscriber = Subscriber { client: handle.clone(), join_leave: push_join_leave };
-        let outbox = self.outbox.clone();
-        let added = self.node.hub.add_subscriber(channel, subscriber, move || {
-            if let Some(r) = reply {
-                outbox.push(r);
-            }
-        });
-        match added {
-            Added::AlreadySubscribed => return false,
-            Added::First => {
-                if let Err(code) = self.node.broker_subscribe(channel).await {
-                    tracing::warn!(channel, %code, "broker subscribe failed");
-                }
-            }
-            Added::Joined => {}
-        }
-        let _ = server_side;
-        let sub = Subscription { presence: options.presence, join_leave: options.join_leave, chan_info };
-        let info = ClientInfo { chan_info: sub.chan_info.clone(), ..conn_info.clone() };
-        if sub.presence {
-            if let Err(err) = self.node.presence_manager().add_presence(channel, info.clone()).await {
-                tracing::warn!(%err, channel, "presence not added");
-            }
-        }
-        if sub.join_leave {
-            self.node.publish_join(channel, info).await;
-        }
-        self.subs.insert(channel.to_string(), sub);
-        true
-    }
-
-    /// Removes the subscription from the hub, presence, and publishes leave.
-    pub(super) async fn leave_channel(
-        &mut self,
-        (handle, conn_info): (&Arc<ClientHandle>, &ClientInfo),
-        channel: &str,
-    ) {
-        let Some(sub) = self.subs.remove(channel) else { return };
-        if self.node.hub.remove_subscriber(channel, &handle.id) {
-            self.node.broker_unsubscribe(channel).await;
-        }
-        if sub.presence {
-            if let Err(err) = self.node.presence_manager().remove_presence(channel, &handle.id).await {
-                tracing::warn!(%err, channel, "presence not removed");
-            }
-        }
-        if sub.join_leave {
-            let info = ClientInfo { chan_info: sub.chan_info, ..conn_info.clone() };
-            self.node.publish_leave(channel, info).await;
-        }
-    }
-
-    async fn subscribe(&mut self, id: u32, req: SubscribeRequest) -> Result<(), Disconnect> {
-        if req.channel.is_empty() || !["", "fossil"].contains(&req.delta.as_str()) {
-            return Err(Disconnect::bad_request());
-        }
-        let rules = self.node.rules();
-        let config = &rules.config;
-        let conn = self.connected()?;
-        let user = conn.info.user.clone();
-        if req.kind != 0 {
-            self.reply_error(id, "subscribe", ErrorCode::PERMISSION_DENIED);
-            return Ok(());
-        }
-        if self.subs.contains_key(&req.channel) {
-            self.reply_error(id, "subscribe", ErrorCode::ALREADY_SUBSCRIBED);
-            return Ok(());
-        }
-        if self.subs.len() >= config.client_channel_limit {
-            self.reply_error(id, "subscribe", ErrorCode::LIMIT_EXCEEDED);
-            return Ok(());
-        }
-        let options = match rules.channels.resolve(config, &req.channel) {
-            Ok(r) => r.options.clone(),
-            Err(code) => {
-                self.reply_error(id, "subscribe", code);
-                return Ok(());
-            }
-        };
-        let allowed = if is_private(&req.channel) || !req.token.is_empty() {
-            // Subscription tokens are verified with the channels feature set; until then a
-            // private channel cannot be joined.
-            false
-        } else {
-            config.client_insecure
-                || (options.allow_user_limited_channels && user_allowed(&req.channel, &user))
-                || (options.allow_subscribe_for_client && (!user.is_empty() || options.allow_subscribe_for_anonymous))
-        };
-        if !allowed {
-            self.reply_error(id, "subscribe", ErrorCode::PERMISSION_DENIED);
-            return Ok(());
-        }
-        let push_join_leave = options.join_leave && (options.force_push_join_leave || req.join_leave);
-        let result = SubscribeResult { was_recovering: req.recover, ..Default::default() };
-        let reply = json::encode_reply(&Reply::new(id, ReplyBody::Subscribe(result)));
-        let (handle, info) = self.conn_ref()?;
-        let joined = self
-            .join_channel((&handle, &info), &req.channel, &options, None, push_join_leave, false, Some(reply))
-            .await;
-        if !joined {
-            self.reply_error(id, "subscribe", ErrorCode::ALREADY_SUBSCRIBED);
-        }
-        Ok(())
-    }
-
-    async fn unsubscribe(&mut self, id: u32, req: UnsubscribeRequest) -> Result<(), Disconnect> {
-        if req.channel.is_empty() {
-            return Err(Disconnect::bad_request());
-        }
-        let (handle, info) = self.conn_ref()?;
-        self.leave_channel((&handle, &info), &req.channel).await;
-        self.reply(id, ReplyBody::Unsubscribe(Empty {}));
-        Ok(())
     }
 
     async fn publish(&mut self, id: u32, req: PublishRequest) -> Result<(), Disconnect> {
@@ -505,19 +386,8 @@ impl Session {
     }
 }
 
-fn deadline_after(secs: i64, grace: std::time::Duration) -> Instant {
+pub(super) fn deadline_after(secs: i64, grace: std::time::Duration) -> Instant {
     Instant::now() + std::time::Duration::from_secs(secs.max(0) as u64) + grace
-}
-
-/// `info` (raw JSON) or `b64info` (base64 of JSON bytes) from a token.
-fn info_payload(json: Option<Payload>, b64: Option<&str>) -> Result<Option<Payload>, ()> {
-    if let Some(p) = json {
-        return Ok(Some(p));
-    }
-    let Some(b64) = b64 else { return Ok(None) };
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| ())?;
-    let text = String::from_utf8(bytes).map_err(|_| ())?;
-    Payload::from_json(&text).map(Some).map_err(|_| ())
 }
 
 fn method_name(r: &Request) -> &'static str {

@@ -29,6 +29,11 @@ impl ClientHandle {
         self.outbox.close(disconnect)
     }
 
+    /// Hands an instruction to the connection's session.
+    pub fn control(&self, control: super::Control) {
+        self.outbox.control(control)
+    }
+
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
     }

@@ -4,12 +4,14 @@
 //! Transports move frames only: they feed decoded commands in and drain the [`Outbox`].
 
 mod commands;
+mod control;
 mod handle;
 pub mod outbox;
+mod subscriptions;
 mod timers;
 
 pub use handle::ClientHandle;
-pub use outbox::{Batch, Outbox};
+pub use outbox::{Batch, Control, Outbox, ServerSubscribe};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +31,10 @@ pub struct TransportInfo {
 
 /// One subscription of this connection.
 struct Subscription {
+    /// Subscribed by the server: losing it closes the connection instead of unsubscribing.
+    server_side: bool,
+    /// Unix seconds when the subscription token expires.
+    expires_at: Option<i64>,
     /// Presence entry to remove on unsubscribe.
     presence: bool,
     /// Emit leave on unsubscribe.

@@ -8,6 +8,34 @@ use tokio::sync::Notify;
 
 use crate::protocol::Disconnect;
 
+/// Most control messages waiting for one session; beyond that the connection is closed
+/// with 3010 so the client reconnects and recovers (nothing waits unbounded).
+const MAX_CONTROL: usize = 64;
+
+/// Instructions from the node to a session (the session owns its subscription state).
+#[derive(Debug, Clone)]
+pub enum Control {
+    /// Continuity of `channel` was lost (gap, epoch change, overflow while syncing).
+    InsufficientState { channel: String },
+    /// Server-side unsubscribe (API `unsubscribe`, subscription expiry).
+    Unsubscribe { channel: String, code: u32, reason: String },
+    /// Server-side subscribe of a live connection (API `subscribe`).
+    Subscribe(Box<ServerSubscribe>),
+    /// Server-side refresh of the connection's credentials (API `refresh`).
+    Refresh { expired: bool, expire_at: Option<i64>, info: Option<crate::protocol::Payload> },
+}
+
+/// Parameters of a server-side subscribe.
+#[derive(Debug, Clone, Default)]
+pub struct ServerSubscribe {
+    pub channel: String,
+    pub info: Option<crate::protocol::Payload>,
+    pub data: Option<crate::protocol::Payload>,
+    pub expire_at: Option<i64>,
+    pub recover_since: Option<crate::protocol::StreamPosition>,
+    pub overrides: crate::auth::SubOverride,
+}
+
 /// Most bytes the writer puts in one frame (SDKs accept ≥ 1 MiB messages).
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
@@ -21,6 +49,8 @@ pub struct Outbox {
     writer: Notify,
     /// Wakes everyone waiting in [`Outbox::closed`].
     closed: Notify,
+    /// Wakes the session when a control message arrives.
+    control: Notify,
     limit: usize,
 }
 
@@ -29,6 +59,7 @@ struct State {
     queue: VecDeque<Bytes>,
     bytes: usize,
     close: Option<Disconnect>,
+    controls: VecDeque<Control>,
 }
 
 /// What the writer must do next.
@@ -41,7 +72,13 @@ pub enum Batch {
 
 impl Outbox {
     pub fn new(limit: usize) -> Self {
-        Self { state: Mutex::new(State::default()), writer: Notify::new(), closed: Notify::new(), limit }
+        Self {
+            state: Mutex::new(State::default()),
+            writer: Notify::new(),
+            closed: Notify::new(),
+            control: Notify::new(),
+            limit,
+        }
     }
 
     /// Queues one encoded message. Returns false when the connection is closing.
@@ -121,6 +158,33 @@ impl Outbox {
                 }
             }
             self.writer.notified().await;
+        }
+    }
+
+    /// Hands a control message to the session.
+    pub fn control(&self, control: Control) {
+        let mut st = self.state.lock();
+        if st.close.is_some() {
+            return;
+        }
+        if st.controls.len() >= MAX_CONTROL {
+            st.close = Some(Disconnect::insufficient_state());
+            drop(st);
+            self.wake_all();
+            return;
+        }
+        st.controls.push_back(control);
+        drop(st);
+        self.control.notify_one();
+    }
+
+    /// Waits for the next control message.
+    pub async fn next_control(&self) -> Control {
+        loop {
+            if let Some(c) = self.state.lock().controls.pop_front() {
+                return c;
+            }
+            self.control.notified().await;
         }
     }
 

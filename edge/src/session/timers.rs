@@ -15,6 +15,8 @@ pub struct Timers {
     pub pong_deadline: Option<Instant>,
     /// Close 3005 when the credentials were not refreshed by then.
     pub expire: Option<Instant>,
+    /// Check subscription token expiry then.
+    pub sub_expire: Option<Instant>,
     pub ping_interval: Duration,
     pub pong_timeout: Duration,
 }
@@ -26,6 +28,7 @@ impl Timers {
             next_ping: None,
             pong_deadline: None,
             expire: None,
+            sub_expire: None,
             ping_interval: config.ping_interval.0,
             pong_timeout: config.pong_timeout.0,
         }
@@ -41,7 +44,7 @@ impl Timers {
     }
 
     pub fn next(&self) -> Instant {
-        [self.stale, self.next_ping, self.pong_deadline, self.expire]
+        [self.stale, self.next_ping, self.pong_deadline, self.expire, self.sub_expire]
             .into_iter()
             .flatten()
             .min()

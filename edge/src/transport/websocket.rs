@@ -86,7 +86,12 @@ async fn serve(socket: WebSocket, node: Arc<Node>, queue_limit: usize, write_tim
                 }
             },
             () = &mut sleep => {
-                if let Err(d) = session.on_timer(Instant::now()) {
+                if let Err(d) = session.on_timer(Instant::now()).await {
+                    break Some(d);
+                }
+            }
+            control = outbox.next_control() => {
+                if let Err(d) = session.handle_control(control).await {
                     break Some(d);
                 }
             }

@@ -1,0 +1,40 @@
+//! Instructions from the node (server API, hub continuity checks) carried out by the session
+//! that owns the connection's state.
+
+use super::{Control, Session, State};
+use crate::auth::unix_now;
+use crate::protocol::Disconnect;
+
+impl Session {
+    pub async fn handle_control(&mut self, control: Control) -> Result<(), Disconnect> {
+        if !self.is_connected() {
+            return Ok(());
+        }
+        match control {
+            Control::InsufficientState { channel } => {
+                self.server_unsubscribe(&channel, 2500, "insufficient state").await
+            }
+            Control::Unsubscribe { channel, code, reason } => self.server_unsubscribe(&channel, code, &reason).await,
+            Control::Subscribe(s) => self.server_subscribe(*s).await,
+            Control::Refresh { expired, expire_at, info } => {
+                if expired {
+                    return Err(Disconnect::expired());
+                }
+                let grace = self.node.config().client_expired_close_delay.0;
+                let State::Connected(conn) = &mut self.state else { return Ok(()) };
+                if let Some(info) = info {
+                    conn.info.conn_info = Some(info);
+                }
+                if let Some(at) = expire_at {
+                    let now = unix_now();
+                    if at <= now {
+                        return Err(Disconnect::expired());
+                    }
+                    conn.expires_at = Some(at);
+                    self.timers.expire = Some(super::commands::deadline_after(at - now, grace));
+                }
+                Ok(())
+            }
+        }
+    }
+}

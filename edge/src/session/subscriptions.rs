@@ -1,0 +1,444 @@
+//! Subscriptions of a session: client and server-side subscribe with positioning and
+//! recovery, unsubscribe, subscription tokens and their refresh and expiry.
+//!
+//! Every subscription starts the same way: the subscriber is registered in the hub holding
+//! live publications, the result (stream position, recovered publications) is computed, and
+//! activation queues the reply before the held publications that follow it. So the reply
+//! always precedes live publications, with neither gap nor duplicate.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::{ClientHandle, ServerSubscribe, Session, State, Subscription};
+use crate::auth::{unix_now, SubOverride, TokenError};
+use crate::config::ChannelOptions;
+use crate::engine::HistoryQuery;
+use crate::node::channels::{is_private, user_allowed};
+use crate::node::history_options;
+use crate::node::hub::{Added, Subscriber};
+use crate::protocol::*;
+
+/// `SubscribeRequest.flag` bit: answer 112 instead of `recovered: false`.
+const FLAG_REJECT_UNRECOVERED: i64 = 2;
+
+/// Everything needed to start one subscription.
+#[derive(Default)]
+pub(super) struct SubSpec {
+    pub channel: String,
+    pub options: ChannelOptions,
+    pub chan_info: Option<Payload>,
+    pub data: Option<Payload>,
+    pub server_side: bool,
+    pub push_join_leave: bool,
+    pub positioned: bool,
+    pub recoverable: bool,
+    /// The client's position when it asks to recover.
+    pub recover: Option<StreamPosition>,
+    pub reject_unrecovered: bool,
+    pub expires_at: Option<i64>,
+}
+
+impl SubSpec {
+    /// Options for a subscription, from the namespace, token overrides and the request.
+    pub fn new(channel: &str, mut options: ChannelOptions, overrides: Option<&SubOverride>) -> Self {
+        if let Some(o) = overrides {
+            o.apply(&mut options);
+        }
+        Self { channel: channel.to_string(), options, ..Default::default() }
+    }
+
+    /// Applies what the client asked for (within what the namespace allows).
+    pub fn with_request(mut self, req: &SubscribeRequest) -> Self {
+        let o = &self.options;
+        self.recoverable = o.force_recovery || (req.recoverable && o.allow_recovery);
+        self.positioned = self.recoverable || o.force_positioning || (req.positioned && o.allow_positioning);
+        self.push_join_leave = o.join_leave && (o.force_push_join_leave || req.join_leave);
+        self.recover = req.recover.then(|| StreamPosition { offset: req.offset, epoch: req.epoch.clone() });
+        self.reject_unrecovered = req.flag & FLAG_REJECT_UNRECOVERED != 0;
+        self
+    }
+
+    /// Server-side subscriptions: namespace defaults, join/leave pushed only when forced.
+    pub fn server_side(mut self, recover: Option<StreamPosition>) -> Self {
+        let o = &self.options;
+        self.server_side = true;
+        self.recoverable = o.force_recovery;
+        self.positioned = o.force_recovery || o.force_positioning;
+        self.push_join_leave = o.join_leave && o.force_push_join_leave;
+        self.recover = recover;
+        self
+    }
+}
+
+/// A registered, still-syncing subscription with its computed result.
+pub(super) struct Prepared {
+    spec: SubSpec,
+    pub result: SubscribeResult,
+    position: StreamPosition,
+}
+
+impl Prepared {
+    pub fn channel(&self) -> &str {
+        &self.spec.channel
+    }
+}
+
+impl Session {
+    /// Registers the subscriber (holding live publications) and computes its result.
+    pub(super) async fn prepare_subscription(
+        &mut self,
+        handle: &Arc<ClientHandle>,
+        spec: SubSpec,
+    ) -> Result<Prepared, ErrorCode> {
+        let subscriber = Subscriber::syncing(handle.clone(), spec.push_join_leave, spec.server_side);
+        match self.node.hub.add_subscriber(&spec.channel, subscriber, || {}) {
+            Added::AlreadySubscribed => return Err(ErrorCode::ALREADY_SUBSCRIBED),
+            Added::First => {
+                if let Err(code) = self.node.broker_subscribe(&spec.channel).await {
+                    self.drop_subscriber(handle, &spec.channel).await;
+                    return Err(code);
+                }
+            }
+            Added::Joined => {}
+        }
+        match self.subscription_result(&spec).await {
+            Ok((result, position)) => Ok(Prepared { spec, result, position }),
+            Err(code) => {
+                self.drop_subscriber(handle, &spec.channel).await;
+                Err(code)
+            }
+        }
+    }
+
+    async fn drop_subscriber(&self, handle: &ClientHandle, channel: &str) {
+        if self.node.hub.remove_subscriber(channel, &handle.id) {
+            self.node.broker_unsubscribe(channel).await;
+        }
+    }
+
+    /// The subscribe result: stream position for positioned subscriptions, the missed
+    /// publications for recovering ones (protocol notes §7.3).
+    async fn subscription_result(&self, spec: &SubSpec) -> Result<(SubscribeResult, StreamPosition), ErrorCode> {
+        let mut result =
+            SubscribeResult { was_recovering: spec.recover.is_some(), data: spec.data.clone(), ..Default::default() };
+        if let Some(at) = spec.expires_at {
+            result.expires = true;
+            result.ttl = (at - unix_now()).max(1) as u32;
+        }
+        if !spec.positioned {
+            return Ok((result, StreamPosition::default()));
+        }
+        let config = self.node.config();
+        let meta_ttl = history_options(&config, &spec.options).meta_ttl;
+        let top = |limit| HistoryQuery { limit: Some(limit), since: None, reverse: true, meta_ttl };
+        result.positioned = true;
+        result.recoverable = spec.recoverable;
+        let (recovered, position) = match (&spec.recover, spec.recoverable) {
+            (Some(since), true) if spec.options.force_recovery_mode == "cache" => {
+                let (latest, top) = self.node.history(&spec.channel, top(1)).await?;
+                if top.offset == since.offset && top.epoch == since.epoch {
+                    (Some(Vec::new()), top)
+                } else if !latest.is_empty() {
+                    (Some(latest), top)
+                } else {
+                    (None, top)
+                }
+            }
+            (Some(since), true) => {
+                let max = config.client_recovery_max_publication_limit;
+                let query = HistoryQuery { limit: Some(max), since: Some(since.clone()), reverse: false, meta_ttl };
+                match self.node.history(&spec.channel, query).await {
+                    Ok((pubs, top)) => {
+                        let complete = match (pubs.first(), pubs.last()) {
+                            (Some(first), Some(last)) => first.offset == since.offset + 1 && last.offset == top.offset,
+                            _ => top.offset == since.offset,
+                        };
+                        (complete.then_some(pubs), top)
+                    }
+                    Err(ErrorCode::UNRECOVERABLE_POSITION) => (None, self.node.history(&spec.channel, top(0)).await?.1),
+                    Err(code) => return Err(code),
+                }
+            }
+            _ => (None, self.node.history(&spec.channel, top(0)).await?.1),
+        };
+        result.epoch = position.epoch.clone();
+        match recovered {
+            Some(pubs) => {
+                result.recovered = true;
+                result.offset = spec.recover.as_ref().map_or(0, |s| s.offset);
+                result.publications = pubs;
+            }
+            None if spec.recover.is_some() && spec.reject_unrecovered => return Err(ErrorCode::UNRECOVERABLE_POSITION),
+            None => result.offset = position.offset,
+        }
+        self.node.metrics.recover.with_label_values(&[if result.recovered { "yes" } else { "no" }]).inc();
+        Ok((result, position))
+    }
+
+    /// Starts live delivery after `prelude`, then records the subscription, presence and join.
+    pub(super) async fn finish_subscription(
+        &mut self,
+        handle: &Arc<ClientHandle>,
+        conn_info: &ClientInfo,
+        prepared: Prepared,
+        prelude: Option<Bytes>,
+    ) {
+        let Prepared { spec, position, .. } = prepared;
+        self.node.hub.activate(&spec.channel, &handle.id, &position, spec.positioned, prelude);
+        let sub = Subscription {
+            server_side: spec.server_side,
+            presence: spec.options.presence,
+            join_leave: spec.options.join_leave,
+            chan_info: spec.chan_info,
+            expires_at: spec.expires_at,
+        };
+        let info = ClientInfo { chan_info: sub.chan_info.clone(), ..conn_info.clone() };
+        if sub.presence {
+            if let Err(err) = self.node.presence_manager().add_presence(&spec.channel, info.clone()).await {
+                tracing::warn!(%err, channel = spec.channel, "presence not added");
+            }
+        }
+        if sub.join_leave {
+            self.node.publish_join(&spec.channel, info).await;
+        }
+        self.subs.insert(spec.channel, sub);
+        self.update_sub_timer();
+    }
+
+    /// Removes the subscription from the hub and presence, and publishes leave.
+    pub(super) async fn leave_channel(
+        &mut self,
+        (handle, conn_info): (&Arc<ClientHandle>, &ClientInfo),
+        channel: &str,
+    ) {
+        let Some(sub) = self.subs.remove(channel) else { return };
+        self.drop_subscriber(handle, channel).await;
+        if sub.presence {
+            if let Err(err) = self.node.presence_manager().remove_presence(channel, &handle.id).await {
+                tracing::warn!(%err, channel, "presence not removed");
+            }
+        }
+        if sub.join_leave {
+            let info = ClientInfo { chan_info: sub.chan_info, ..conn_info.clone() };
+            self.node.publish_leave(channel, info).await;
+        }
+        self.update_sub_timer();
+    }
+
+    pub(super) async fn subscribe(&mut self, id: u32, req: SubscribeRequest) -> Result<(), Disconnect> {
+        if req.channel.is_empty() || !["", "fossil"].contains(&req.delta.as_str()) {
+            return Err(Disconnect::bad_request());
+        }
+        let (handle, info) = self.conn_ref()?;
+        let spec = match self.authorize_subscribe(&handle, &info, &req)? {
+            Ok(spec) => spec,
+            Err(code) => {
+                self.reply_error(id, "subscribe", code);
+                return Ok(());
+            }
+        };
+        match self.prepare_subscription(&handle, spec).await {
+            Ok(prepared) => {
+                let reply = json::encode_reply(&Reply::new(id, ReplyBody::Subscribe(prepared.result.clone())));
+                self.finish_subscription(&handle, &info, prepared, Some(reply)).await;
+            }
+            Err(code) => self.reply_error(id, "subscribe", code),
+        }
+        Ok(())
+    }
+
+    /// Checks a client subscribe: an error reply code, or a disconnect for a token that is
+    /// not this connection's.
+    fn authorize_subscribe(
+        &self,
+        handle: &ClientHandle,
+        info: &ClientInfo,
+        req: &SubscribeRequest,
+    ) -> Result<Result<SubSpec, ErrorCode>, Disconnect> {
+        let rules = self.node.rules();
+        let config = &rules.config;
+        if req.kind != 0 {
+            return Ok(Err(ErrorCode::PERMISSION_DENIED));
+        }
+        if self.subs.contains_key(&req.channel) {
+            return Ok(Err(ErrorCode::ALREADY_SUBSCRIBED));
+        }
+        if self.subs.len() >= config.client_channel_limit {
+            return Ok(Err(ErrorCode::LIMIT_EXCEEDED));
+        }
+        let options = match rules.channels.resolve(config, &req.channel) {
+            Ok(r) => r.options.clone(),
+            Err(code) => return Ok(Err(code)),
+        };
+        if req.tf.is_some() && !options.allow_tags_filter {
+            return Ok(Err(ErrorCode::BAD_REQUEST));
+        }
+        if !req.token.is_empty() {
+            let claims = match rules.tokens.verify_subscribe(&req.token) {
+                Ok(c) => c,
+                Err(TokenError::Expired) => return Ok(Err(ErrorCode::TOKEN_EXPIRED)),
+                Err(TokenError::Invalid(why)) => {
+                    tracing::debug!(%why, "subscription token refused");
+                    return Ok(Err(ErrorCode::PERMISSION_DENIED));
+                }
+            };
+            if claims.channel != req.channel
+                || claims.sub != info.user
+                || claims.client.as_deref().is_some_and(|c| c != &*handle.id)
+            {
+                return Err(Disconnect::invalid_token());
+            }
+            let mut spec = SubSpec::new(&req.channel, options, claims.overrides.as_ref()).with_request(req);
+            spec.expires_at = claims.expires_at();
+            spec.chan_info = payload_or_b64(claims.info, claims.b64info.as_deref());
+            spec.data = payload_or_b64(claims.data, claims.b64data.as_deref());
+            return Ok(Ok(spec));
+        }
+        let user = info.user.as_str();
+        let allowed = !is_private(&req.channel)
+            && (config.client_insecure
+                || (options.allow_user_limited_channels && user_allowed(&req.channel, user))
+                || (options.allow_subscribe_for_client && (!user.is_empty() || options.allow_subscribe_for_anonymous)));
+        if !allowed {
+            return Ok(Err(ErrorCode::PERMISSION_DENIED));
+        }
+        Ok(Ok(SubSpec::new(&req.channel, options, None).with_request(req)))
+    }
+
+    pub(super) async fn unsubscribe(&mut self, id: u32, req: UnsubscribeRequest) -> Result<(), Disconnect> {
+        if req.channel.is_empty() {
+            return Err(Disconnect::bad_request());
+        }
+        let (handle, info) = self.conn_ref()?;
+        self.leave_channel((&handle, &info), &req.channel).await;
+        self.reply(id, ReplyBody::Unsubscribe(Empty {}));
+        Ok(())
+    }
+
+    /// Unsubscribes with a push telling the client why (codes ≥ 2500 make SDKs resubscribe).
+    pub(super) async fn server_unsubscribe(
+        &mut self,
+        channel: &str,
+        code: u32,
+        reason: &str,
+    ) -> Result<(), Disconnect> {
+        let Some(sub) = self.subs.get(channel) else { return Ok(()) };
+        if sub.server_side && code >= 2500 {
+            return Err(if code == 2501 { Disconnect::sub_expired() } else { Disconnect::insufficient_state() });
+        }
+        let (handle, info) = self.conn_ref()?;
+        self.leave_channel((&handle, &info), channel).await;
+        let push = Push {
+            channel: channel.to_string(),
+            body: PushBody::Unsubscribe(UnsubscribePush { code, reason: reason.to_string() }),
+        };
+        self.send_reply(&Reply::push(push));
+        Ok(())
+    }
+
+    /// Subscribes the connection from the server side (API `subscribe`): a `subscribe` push.
+    pub(super) async fn server_subscribe(&mut self, s: ServerSubscribe) -> Result<(), Disconnect> {
+        let (handle, info) = self.conn_ref()?;
+        if self.subs.contains_key(&s.channel) {
+            return Ok(());
+        }
+        let rules = self.node.rules();
+        let Ok(resolved) = rules.channels.resolve(&rules.config, &s.channel) else {
+            tracing::debug!(channel = s.channel, "server subscribe to an unknown channel ignored");
+            return Ok(());
+        };
+        let mut spec =
+            SubSpec::new(&s.channel, resolved.options.clone(), Some(&s.overrides)).server_side(s.recover_since);
+        spec.chan_info = s.info;
+        spec.data = s.data;
+        spec.expires_at = s.expire_at.filter(|at| *at > 0);
+        if let Ok(prepared) = self.prepare_subscription(&handle, spec).await {
+            let push = Push { channel: s.channel.clone(), body: PushBody::Subscribe(prepared.result.clone()) };
+            let prelude = json::encode_reply(&Reply::push(push));
+            self.finish_subscription(&handle, &info, prepared, Some(prelude)).await;
+        }
+        Ok(())
+    }
+
+    pub(super) fn sub_refresh(&mut self, id: u32, req: SubRefreshRequest) -> Result<(), Disconnect> {
+        if req.channel.is_empty() {
+            return Err(Disconnect::bad_request());
+        }
+        let (handle, info) = self.conn_ref()?;
+        if !self.subs.contains_key(&req.channel) {
+            self.reply_error(id, "sub_refresh", ErrorCode::PERMISSION_DENIED);
+            return Ok(());
+        }
+        let claims = match self.node.rules().tokens.verify_subscribe(&req.token) {
+            Ok(c) => c,
+            Err(TokenError::Expired) => {
+                self.reply_error(id, "sub_refresh", ErrorCode::TOKEN_EXPIRED);
+                return Ok(());
+            }
+            Err(TokenError::Invalid(_)) => return Err(Disconnect::invalid_token()),
+        };
+        if claims.channel != req.channel
+            || claims.sub != info.user
+            || claims.client.as_deref().is_some_and(|c| c != &*handle.id)
+        {
+            return Err(Disconnect::invalid_token());
+        }
+        let expires_at = claims.expires_at();
+        if let Some(sub) = self.subs.get_mut(&req.channel) {
+            sub.expires_at = expires_at;
+        }
+        self.update_sub_timer();
+        let result = match expires_at {
+            Some(at) => RefreshResult { expires: true, ttl: (at - unix_now()).max(1) as u32 },
+            None => RefreshResult::default(),
+        };
+        self.reply(id, ReplyBody::SubRefresh(result));
+        Ok(())
+    }
+
+    /// Recomputes when the earliest subscription expiry check is due.
+    pub(super) fn update_sub_timer(&mut self) {
+        let grace = self.node.config().client_expired_sub_close_delay.0;
+        let now = unix_now();
+        self.timers.sub_expire = self
+            .subs
+            .values()
+            .filter_map(|s| s.expires_at)
+            .min()
+            .map(|at| Instant::now() + std::time::Duration::from_secs((at - now).max(0) as u64) + grace);
+    }
+
+    /// Ends subscriptions whose token expired without a refresh (2501, or 3006 for
+    /// server-side ones).
+    pub(super) async fn expire_subscriptions(&mut self) -> Result<(), Disconnect> {
+        let grace = self.node.config().client_expired_sub_close_delay.0.as_secs() as i64;
+        let now = unix_now();
+        let expired: Vec<String> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.expires_at.is_some_and(|at| at + grace <= now))
+            .map(|(c, _)| c.clone())
+            .collect();
+        for channel in expired {
+            self.server_unsubscribe(&channel, 2501, "subscription expired").await?;
+        }
+        self.update_sub_timer();
+        Ok(())
+    }
+
+    /// Whether the connection is connected (for control messages arriving late).
+    pub(super) fn is_connected(&self) -> bool {
+        matches!(self.state, State::Connected(_))
+    }
+}
+
+/// `info`/`data` as raw JSON, or decoded from their base64 sibling when that holds JSON.
+pub(super) fn payload_or_b64(json: Option<Payload>, b64: Option<&str>) -> Option<Payload> {
+    use base64::Engine;
+    json.or_else(|| {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64?).ok()?;
+        Payload::from_json(std::str::from_utf8(&bytes).ok()?).ok()
+    })
+}
