@@ -50,7 +50,15 @@ pub fn base_config() -> Value {
         "namespaces": [
             {"name": "chat", "allow_subscribe_for_client": true, "allow_publish_for_subscriber": true,
              "presence": true, "join_leave": true, "allow_presence_for_subscriber": true,
-             "history_size": 100, "history_ttl": "300s", "allow_history_for_subscriber": true},
+             "history_size": 100, "history_ttl": "300s", "allow_history_for_subscriber": true,
+             "force_recovery": true},
+            {"name": "small", "allow_subscribe_for_client": true, "allow_publish_for_subscriber": true,
+             "presence": true, "join_leave": true, "allow_presence_for_subscriber": true,
+             "history_size": 2, "history_ttl": "300s", "allow_history_for_subscriber": true,
+             "force_recovery": true},
+            {"name": "opt", "allow_subscribe_for_client": true, "history_size": 10, "history_ttl": "300s",
+             "allow_positioning": true, "allow_recovery": true, "join_leave": true, "presence": true},
+            {"name": "private", "presence": true, "history_size": 10, "history_ttl": "300s"},
             {"name": "pub", "allow_subscribe_for_client": true, "allow_publish_for_client": true},
             {"name": "locked"},
             {"name": "personal", "allow_user_limited_channels": true}

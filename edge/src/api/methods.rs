@@ -7,10 +7,12 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::auth::SubOverride;
 use crate::engine::HistoryQuery;
 use crate::node::channels::wildcard_match;
 use crate::node::{history_options, Node, PublishParams, VERSION};
-use crate::protocol::{ErrorCode, Payload, Publication, StreamPosition};
+use crate::protocol::{Disconnect, ErrorCode, Payload, Publication, StreamPosition};
+use crate::session::{ClientHandle, Control, ServerSubscribe};
 
 /// An error in the body of an API reply (HTTP 200).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,8 +37,22 @@ impl From<ErrorCode> for ApiError {
     }
 }
 
-const METHODS: &[&str] =
-    &["publish", "broadcast", "presence", "presence_stats", "history", "history_remove", "channels", "info"];
+const METHODS: &[&str] = &[
+    "publish",
+    "broadcast",
+    "subscribe",
+    "unsubscribe",
+    "disconnect",
+    "refresh",
+    "presence",
+    "presence_stats",
+    "history",
+    "history_remove",
+    "channels",
+    "info",
+    "rpc",
+    "batch",
+];
 
 /// Whether `method` is served by this API.
 pub fn is_known(method: &str) -> bool {
@@ -45,17 +61,25 @@ pub fn is_known(method: &str) -> bool {
 
 /// Runs one API method with JSON params and returns its JSON result.
 /// `params` is the JSON text of the request object (kept as text so payloads stay raw).
+/// `batch` answers `{"replies": …}` at the top level instead of a result: see [`batch`].
 pub async fn execute(node: &Arc<Node>, method: &str, params: &str, protocol: &str) -> Result<Value, ApiError> {
     let timer = node.metrics.api_commands.with_label_values(&[protocol, method]).start_timer();
     let out = match method {
         "publish" => publish(node, params).await,
         "broadcast" => broadcast(node, params).await,
+        "subscribe" => subscribe(node, params),
+        "unsubscribe" => unsubscribe(node, params),
+        "disconnect" => disconnect(node, params),
+        "refresh" => refresh(node, params),
+        "batch" => Box::pin(batch(node, params, protocol)).await,
         "presence" => presence(node, params, false).await,
         "presence_stats" => presence(node, params, true).await,
         "history" => history(node, params).await,
         "history_remove" => history_remove(node, params).await,
         "channels" => channels(node, params),
         "info" => Ok(info(node)),
+        // No server-side RPC extensions are registered.
+        "rpc" => Err(ApiError::method_not_found()),
         _ => Err(ApiError::method_not_found()),
     };
     timer.observe_duration();
@@ -107,7 +131,12 @@ impl PublishFields {
     }
 
     fn params(&self) -> PublishParams {
-        PublishParams { info: None, tags: self.tags.clone(), skip_history: self.skip_history }
+        PublishParams {
+            info: None,
+            tags: self.tags.clone(),
+            skip_history: self.skip_history,
+            idempotency_key: (!self.idempotency_key.is_empty()).then(|| self.idempotency_key.clone()),
+        }
     }
 }
 
@@ -115,7 +144,6 @@ async fn publish_one(node: &Node, channel: &str, fields: &PublishFields) -> Resu
     if channel.is_empty() {
         return Err(ApiError::bad_request("channel required"));
     }
-    let _ = &fields.idempotency_key;
     let data = fields.payload()?;
     Ok(node.publish(channel, data, fields.params()).await?)
 }
@@ -253,4 +281,180 @@ fn info(node: &Node) -> Value {
         "num_subs": node.hub.num_subscriptions(),
         "uptime": node.uptime_secs(),
     }]})
+}
+
+/// Which of a user's live connections a server-side action targets.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Target {
+    user: String,
+    client: String,
+    session: String,
+}
+
+impl Target {
+    fn clients(&self, node: &Node) -> Result<Vec<Arc<ClientHandle>>, ApiError> {
+        if self.user.is_empty() && self.client.is_empty() {
+            return Err(ApiError::bad_request("user required"));
+        }
+        // Sessions belong to emulation transports, which this node does not serve yet.
+        if !self.session.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(node
+            .hub
+            .user_clients(&self.user)
+            .into_iter()
+            .filter(|c| self.client.is_empty() || *c.id == *self.client)
+            .collect())
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SubscribeParams {
+    #[serde(flatten)]
+    target: Target,
+    channel: String,
+    info: Option<Box<serde_json::value::RawValue>>,
+    b64info: Option<String>,
+    data: Option<Box<serde_json::value::RawValue>>,
+    b64data: Option<String>,
+    expire_at: i64,
+    recover_since: Option<StreamPosition>,
+    #[serde(rename = "override")]
+    overrides: Option<SubOverride>,
+}
+
+fn raw_payload(raw: Option<Box<serde_json::value::RawValue>>, b64: Option<&str>) -> Option<Payload> {
+    let json = raw.and_then(|r| Payload::from_json(r.get()).ok());
+    crate::session::payload_or_b64(json, b64)
+}
+
+fn subscribe(node: &Node, params: &str) -> Result<Value, ApiError> {
+    let req: SubscribeParams = parse(params)?;
+    if req.channel.is_empty() {
+        return Err(ApiError::bad_request("channel required"));
+    }
+    channel_options(node, &req.channel)?;
+    let s = ServerSubscribe {
+        channel: req.channel.clone(),
+        info: raw_payload(req.info, req.b64info.as_deref()),
+        data: raw_payload(req.data, req.b64data.as_deref()),
+        expire_at: (req.expire_at > 0).then_some(req.expire_at),
+        recover_since: req.recover_since,
+        overrides: req.overrides.unwrap_or_default(),
+    };
+    for client in req.target.clients(node)? {
+        client.control(Control::Subscribe(Box::new(s.clone())));
+    }
+    Ok(json!({}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UnsubscribeParams {
+    #[serde(flatten)]
+    target: Target,
+    channel: String,
+}
+
+fn unsubscribe(node: &Node, params: &str) -> Result<Value, ApiError> {
+    let req: UnsubscribeParams = parse(params)?;
+    if req.channel.is_empty() {
+        return Err(ApiError::bad_request("channel required"));
+    }
+    for client in req.target.clients(node)? {
+        client.control(Control::Unsubscribe {
+            channel: req.channel.clone(),
+            code: 2000,
+            reason: "server unsubscribe".into(),
+        });
+    }
+    Ok(json!({}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DisconnectParams {
+    #[serde(flatten)]
+    target: Target,
+    whitelist: Vec<String>,
+    disconnect: Option<Disconnect>,
+}
+
+fn disconnect(node: &Node, params: &str) -> Result<Value, ApiError> {
+    let req: DisconnectParams = parse(params)?;
+    let d = match req.disconnect {
+        Some(d) if d.code > 0 => {
+            let reason = if d.reason.is_empty() { "disconnect".to_string() } else { d.reason };
+            Disconnect { code: d.code, reason }
+        }
+        _ => Disconnect::force_disconnect(),
+    };
+    for client in req.target.clients(node)? {
+        if !req.whitelist.iter().any(|w| *w == *client.id) {
+            client.disconnect(d.clone());
+        }
+    }
+    Ok(json!({}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RefreshParams {
+    #[serde(flatten)]
+    target: Target,
+    expired: bool,
+    expire_at: i64,
+    info: Option<Box<serde_json::value::RawValue>>,
+    b64info: Option<String>,
+}
+
+fn refresh(node: &Node, params: &str) -> Result<Value, ApiError> {
+    let req: RefreshParams = parse(params)?;
+    let info = raw_payload(req.info, req.b64info.as_deref());
+    for client in req.target.clients(node)? {
+        client.control(Control::Refresh {
+            expired: req.expired,
+            expire_at: (req.expire_at > 0).then_some(req.expire_at),
+            info: info.clone(),
+        });
+    }
+    Ok(json!({}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BatchParams {
+    commands: Vec<Option<HashMap<String, Box<serde_json::value::RawValue>>>>,
+    parallel: bool,
+}
+
+/// Runs several commands; each reply carries its method's key (`{"publish": {…}}`) or
+/// `{"error": …}`, in command order. Answers `{"replies": […]}` (top-level, as `cent` reads it).
+async fn batch(node: &Arc<Node>, params: &str, protocol: &str) -> Result<Value, ApiError> {
+    let req: BatchParams = parse(params)?;
+    let run = |cmd: Option<HashMap<String, Box<serde_json::value::RawValue>>>| async move {
+        let Some((method, params)) = cmd.and_then(|m| m.into_iter().next()) else {
+            return json!({ "error": ApiError::bad_request("empty command") });
+        };
+        if method == "batch" || !is_known(&method) {
+            return json!({ "error": ApiError::method_not_found() });
+        }
+        match Box::pin(execute(node, &method, params.get(), protocol)).await {
+            Ok(result) => json!({ method: result }),
+            Err(e) => json!({ "error": e }),
+        }
+    };
+    let replies: Vec<Value> = if req.parallel {
+        futures_util::future::join_all(req.commands.into_iter().map(run)).await
+    } else {
+        let mut out = Vec::with_capacity(req.commands.len());
+        for cmd in req.commands {
+            out.push(run(cmd).await);
+        }
+        out
+    };
+    Ok(json!({ "replies": replies }))
 }

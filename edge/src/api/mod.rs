@@ -45,6 +45,8 @@ async fn method_handler(
         _ => return (StatusCode::BAD_REQUEST, "Bad Request").into_response(),
     };
     let out = match execute(&node, &method, params, "http").await {
+        // batch replies stand at the top level, as Centrifugo (and `cent`) have them.
+        Ok(result) if method == "batch" => result,
         Ok(result) => serde_json::json!({ "result": result }),
         Err(error) => serde_json::json!({ "error": error }),
     };

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use rand::distr::{Alphabetic, SampleString};
 
-use super::{Broker, BrokerEventHandler, EngineError, HistoryOptions, HistoryQuery, PresenceManager};
+use super::{
+    Broker, BrokerEventHandler, EngineError, HistoryQuery, PresenceManager, PublishOptions, IDEMPOTENCY_WINDOW,
+};
 use crate::protocol::{ClientInfo, Publication, StreamPosition};
 
 const SHARDS: usize = 64;
@@ -68,11 +70,13 @@ impl Stream {
 pub struct MemoryBroker {
     handler: Arc<dyn BrokerEventHandler>,
     streams: Sharded<Arc<Mutex<Stream>>>,
+    /// `channel \0 key` -> first result and when it was published.
+    idempotent: Sharded<(StreamPosition, Instant)>,
 }
 
 impl MemoryBroker {
     pub fn new(handler: Arc<dyn BrokerEventHandler>) -> Self {
-        Self { handler, streams: Sharded::new() }
+        Self { handler, streams: Sharded::new(), idempotent: Sharded::new() }
     }
 
     fn stream(&self, channel: &str, meta_ttl: Duration, create: bool) -> Option<Arc<Mutex<Stream>>> {
@@ -88,23 +92,25 @@ impl MemoryBroker {
         Some(s)
     }
 
-    /// Frees streams whose meta TTL passed; call periodically.
+    /// Frees streams whose meta TTL passed and forgets old idempotency keys; call
+    /// periodically.
     pub fn sweep(&self) {
         let now = Instant::now();
         for shard in &self.streams.shards {
             shard.lock().retain(|_, s| s.lock().meta_expires > now);
         }
+        for shard in &self.idempotent.shards {
+            shard.lock().retain(|_, (_, at)| now.duration_since(*at) < IDEMPOTENCY_WINDOW);
+        }
     }
-}
 
-#[async_trait]
-impl Broker for MemoryBroker {
-    async fn publish(
+    fn publish_once(
         &self,
         channel: &str,
         mut publication: Publication,
-        history: HistoryOptions,
+        options: &PublishOptions,
     ) -> Result<StreamPosition, EngineError> {
+        let history = options.history;
         if history.size == 0 || history.ttl.is_zero() {
             publication.offset = 0;
             self.handler.handle_publication(channel, Arc::new(publication), &StreamPosition::default());
@@ -129,6 +135,32 @@ impl Broker for MemoryBroker {
         s.meta_expires = now + meta_ttl;
         let position = s.position();
         self.handler.handle_publication(channel, publication, &position);
+        Ok(position)
+    }
+}
+
+#[async_trait]
+impl Broker for MemoryBroker {
+    async fn publish(
+        &self,
+        channel: &str,
+        publication: Publication,
+        options: &PublishOptions,
+    ) -> Result<StreamPosition, EngineError> {
+        let Some(key) = &options.idempotency_key else {
+            return self.publish_once(channel, publication, options);
+        };
+        let id = format!("{channel}\0{key}");
+        // The shard lock is held through the publish so a concurrent duplicate waits for
+        // the first result instead of publishing twice.
+        let mut seen = self.idempotent.shard(&id).lock();
+        if let Some((position, at)) = seen.get(&id) {
+            if at.elapsed() < IDEMPOTENCY_WINDOW {
+                return Ok(position.clone());
+            }
+        }
+        let position = self.publish_once(channel, publication, options)?;
+        seen.insert(id, (position.clone(), Instant::now()));
         Ok(position)
     }
 

@@ -32,6 +32,18 @@ pub struct HistoryOptions {
     pub meta_ttl: Duration,
 }
 
+/// How to publish: history options and an optional idempotency key.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    pub history: HistoryOptions,
+    /// A repeated key within the idempotency window (5 min) returns the first result and
+    /// publishes nothing.
+    pub idempotency_key: Option<String>,
+}
+
+/// How long idempotency keys are remembered.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(300);
+
 /// A history read (§7.5 of the protocol notes).
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
@@ -58,7 +70,7 @@ pub trait Broker: Send + Sync {
         &self,
         channel: &str,
         publication: Publication,
-        history: HistoryOptions,
+        options: &PublishOptions,
     ) -> Result<StreamPosition, EngineError>;
     async fn publish_join(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError>;
     async fn publish_leave(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError>;

@@ -13,7 +13,9 @@ use parking_lot::RwLock;
 use crate::auth::TokenVerifier;
 use crate::config::{ChannelOptions, Config, EngineKind};
 use crate::engine::memory::{MemoryBroker, MemoryPresence};
-use crate::engine::{Broker, BrokerEventHandler, EngineError, HistoryOptions, HistoryQuery, PresenceManager};
+use crate::engine::{
+    Broker, BrokerEventHandler, EngineError, HistoryOptions, HistoryQuery, PresenceManager, PublishOptions,
+};
 use crate::metrics::Metrics;
 use crate::protocol::{ClientInfo, ErrorCode, Payload, Publication, StreamPosition};
 use channels::ChannelRules;
@@ -49,6 +51,7 @@ pub struct PublishParams {
     pub info: Option<ClientInfo>,
     pub tags: std::collections::HashMap<String, String>,
     pub skip_history: bool,
+    pub idempotency_key: Option<String>,
 }
 
 /// Delivers broker events to the local hub and counts them.
@@ -156,7 +159,8 @@ impl Node {
         };
         let publication = Publication { data, info: params.info, offset: 0, tags: params.tags };
         self.metrics.messages_published.with_label_values(&["publication"]).inc();
-        self.broker.publish(channel, publication, history).await.map_err(engine_error)
+        let options = PublishOptions { history, idempotency_key: params.idempotency_key };
+        self.broker.publish(channel, publication, &options).await.map_err(engine_error)
     }
 
     pub async fn publish_join(&self, channel: &str, info: ClientInfo) {

@@ -1,6 +1,6 @@
 //! Error codes (in replies) and disconnect codes (in close frames) of the Centrifugo protocol.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An error carried in a reply; the connection stays open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,9 +41,11 @@ impl std::error::Error for ErrorCode {}
 
 /// Why the server closes a connection; SDKs reconnect unless `3500 <= code < 4000` or
 /// `4500 <= code < 5000`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disconnect {
+    #[serde(default)]
     pub code: u32,
+    #[serde(default)]
     pub reason: String,
 }
 

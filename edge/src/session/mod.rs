@@ -12,6 +12,7 @@ mod timers;
 
 pub use handle::ClientHandle;
 pub use outbox::{Batch, Control, Outbox, ServerSubscribe};
+pub use subscriptions::payload_or_b64;
 
 use std::collections::HashMap;
 use std::sync::Arc;

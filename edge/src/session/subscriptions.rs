@@ -435,7 +435,7 @@ impl Session {
 }
 
 /// `info`/`data` as raw JSON, or decoded from their base64 sibling when that holds JSON.
-pub(super) fn payload_or_b64(json: Option<Payload>, b64: Option<&str>) -> Option<Payload> {
+pub fn payload_or_b64(json: Option<Payload>, b64: Option<&str>) -> Option<Payload> {
     use base64::Engine;
     json.or_else(|| {
         let bytes = base64::engine::general_purpose::STANDARD.decode(b64?).ok()?;
