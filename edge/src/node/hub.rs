@@ -337,3 +337,71 @@ impl Hub {
         self.num_subs.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Payload;
+    use crate::session::{Batch, Outbox};
+
+    fn client() -> (Arc<ClientHandle>, Arc<Outbox>) {
+        let outbox = Arc::new(Outbox::new(1 << 20));
+        (Arc::new(ClientHandle::new(Arc::from("c1"), Arc::from("u1"), outbox.clone())), outbox)
+    }
+
+    fn publication(offset: u64) -> Arc<Publication> {
+        Arc::new(Publication {
+            data: Payload::from_json(&offset.to_string()).unwrap(),
+            info: None,
+            offset,
+            tags: Default::default(),
+        })
+    }
+
+    async fn drained(outbox: &Outbox) -> Vec<String> {
+        match outbox.next_batch().await {
+            Batch::Messages(m) => m.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect(),
+            Batch::Close(d) => panic!("closed: {d}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn syncing_subscriber_gets_reply_then_held_publications_without_duplicates_or_gaps() {
+        let hub = Hub::default();
+        let (c, outbox) = client();
+        let epoch = StreamPosition { offset: 0, epoch: "e".into() };
+        hub.add_subscriber("ch", Subscriber::syncing(c.clone(), false, false), || {});
+        // Live publications while the subscribe is answered are held, not sent.
+        for o in 1..=3 {
+            hub.broadcast_publication("ch", publication(o), &epoch);
+        }
+        assert_eq!(outbox.queued_bytes(), 0);
+        // History covered up to offset 2: the reply goes first, then only offset 3.
+        let at = StreamPosition { offset: 2, epoch: "e".into() };
+        assert!(hub.activate("ch", "c1", &at, true, Some(Bytes::from_static(b"REPLY"))));
+        let out = drained(&outbox).await;
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0], "REPLY");
+        assert!(out[1].contains("\"offset\":3"), "{out:?}");
+        // Live: the next offset passes, a repeat is skipped, a gap loses continuity.
+        hub.broadcast_publication("ch", publication(4), &epoch);
+        hub.broadcast_publication("ch", publication(4), &epoch);
+        let out = drained(&outbox).await;
+        assert_eq!(out.len(), 1);
+        assert!(out[0].contains("\"offset\":4"));
+        hub.broadcast_publication("ch", publication(6), &epoch);
+        assert!(matches!(outbox.next_control().await, Control::InsufficientState { channel } if channel == "ch"));
+        hub.broadcast_publication("ch", publication(7), &epoch);
+        assert_eq!(outbox.queued_bytes(), 0, "nothing is delivered after continuity is lost");
+    }
+
+    #[tokio::test]
+    async fn an_epoch_change_loses_continuity() {
+        let hub = Hub::default();
+        let (c, outbox) = client();
+        hub.add_subscriber("ch", Subscriber::syncing(c, false, false), || {});
+        hub.activate("ch", "c1", &StreamPosition { offset: 5, epoch: "old".into() }, true, None);
+        hub.broadcast_publication("ch", publication(6), &StreamPosition { offset: 6, epoch: "new".into() });
+        assert!(matches!(outbox.next_control().await, Control::InsufficientState { .. }));
+    }
+}
