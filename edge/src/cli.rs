@@ -224,7 +224,8 @@ fn gentoken(file: Option<&Path>, user: &str, ttl: &str, quiet: bool) -> anyhow::
 
 fn checktoken(file: Option<&Path>, token: &str) -> anyhow::Result<()> {
     let config = load_for_tokens(file)?;
-    let claims = TokenVerifier::new(&config).verify_connect(token)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let claims = runtime.block_on(TokenVerifier::new(&config).verify_connect(token))?;
     let expiry = claims.expires_at().map_or("never expires".to_string(), |at| format!("expires at unix {at}"));
     println!("valid token for user {:?}, {expiry}", claims.sub);
     Ok(())

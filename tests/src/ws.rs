@@ -129,6 +129,32 @@ impl WsClient {
         }
     }
 
+    /// Waits for the reply with `id`, or for the server to close the connection instead.
+    pub async fn reply_or_closed(&mut self, id: u32) -> Result<Value, Closed> {
+        loop {
+            if let Some(pos) = self.pending.iter().position(|m| m["id"] == json!(id)) {
+                return Ok(self.pending.remove(pos).unwrap_or_default());
+            }
+            let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("no reply or close within the wait");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    self.frames.push(t.to_string());
+                    for line in t.split('\n') {
+                        self.pending.push_back(serde_json::from_str(line).expect("server sent invalid JSON"));
+                    }
+                }
+                Some(Ok(Message::Close(Some(f)))) => {
+                    return Err(Closed { code: u16::from(f.code), reason: f.reason.to_string() })
+                }
+                Some(Ok(Message::Close(None))) | None => {
+                    return Err(Closed { code: u16::from(CloseCode::Status), reason: String::new() })
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("websocket error: {e}"),
+            }
+        }
+    }
+
     /// Waits for the server's close frame, skipping any messages before it.
     pub async fn closed(&mut self) -> Closed {
         loop {

@@ -1,9 +1,11 @@
 //! JWT verification of connection tokens, and minting for `gentoken` and tests.
 
 mod claims;
+mod jwks;
 
 pub use claims::{BoolValue, ConnectClaims, SubOptions, SubOverride, SubscribeClaims};
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -26,6 +28,7 @@ pub struct TokenVerifier {
     hmac: Option<DecodingKey>,
     rsa: Option<DecodingKey>,
     ecdsa: Option<DecodingKey>,
+    jwks: Option<Arc<jwks::Jwks>>,
     audience: String,
     issuer: String,
 }
@@ -38,25 +41,34 @@ impl TokenVerifier {
         // PEM keys are validated at config load; an unparsable one simply verifies nothing.
         let rsa = rsa_key(&config.token_rsa_public_key).ok().flatten();
         let ecdsa = ecdsa_key(&config.token_ecdsa_public_key).ok().flatten();
-        Self { hmac, rsa, ecdsa, audience: config.token_audience.clone(), issuer: config.token_issuer.clone() }
+        let jwks = (!config.token_jwks_public_endpoint.is_empty())
+            .then(|| Arc::new(jwks::Jwks::new(&config.token_jwks_public_endpoint)));
+        Self { hmac, rsa, ecdsa, jwks, audience: config.token_audience.clone(), issuer: config.token_issuer.clone() }
     }
 
-    /// The key for the token's algorithm: HMAC for HS*, RSA for RS*, ECDSA for ES*.
-    fn key_for(&self, alg: Algorithm) -> Result<&DecodingKey, TokenError> {
+    /// The key for the token: HMAC for HS*; for RS*/ES*/EdDSA the JWKS key named by `kid`
+    /// when an endpoint is configured, else the configured RSA or ECDSA public key.
+    async fn key_for(&self, header: &jsonwebtoken::Header) -> Result<DecodingKey, TokenError> {
         use Algorithm::*;
+        let alg = header.alg;
+        if matches!(alg, HS256 | HS384 | HS512) {
+            return self.hmac.clone().ok_or_else(|| TokenError::Invalid("no HMAC secret configured".into()));
+        }
+        if let (Some(jwks), Some(kid)) = (&self.jwks, &header.kid) {
+            return jwks.key(kid).await;
+        }
         let key = match alg {
-            HS256 | HS384 | HS512 => self.hmac.as_ref(),
-            RS256 | RS384 | RS512 => self.rsa.as_ref(),
-            ES256 | ES384 => self.ecdsa.as_ref(),
+            RS256 | RS384 | RS512 => self.rsa.clone(),
+            ES256 | ES384 => self.ecdsa.clone(),
             _ => None,
         };
         key.ok_or_else(|| TokenError::Invalid(format!("no key configured for {alg:?} tokens")))
     }
 
     /// Checks the signature and decodes the claims; time and audience checks are ours.
-    fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+    async fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
-        let key = self.key_for(header.alg)?;
+        let key = &self.key_for(&header).await?;
         let mut validation = Validation::new(header.alg);
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
@@ -86,8 +98,8 @@ impl TokenVerifier {
     }
 
     /// Verifies a connection token and returns its claims.
-    pub fn verify_connect(&self, token: &str) -> Result<ConnectClaims, TokenError> {
-        let claims: ConnectClaims = self.decode(token)?;
+    pub async fn verify_connect(&self, token: &str) -> Result<ConnectClaims, TokenError> {
+        let claims: ConnectClaims = self.decode(token).await?;
         if claims.channel.is_some() {
             return Err(TokenError::Invalid("connection token must not have a channel claim".into()));
         }
@@ -97,8 +109,8 @@ impl TokenVerifier {
 
     /// Verifies a subscription token's signature, audience, issuer and time; the caller
     /// matches `sub`, `channel` and `client` against the connection.
-    pub fn verify_subscribe(&self, token: &str) -> Result<SubscribeClaims, TokenError> {
-        let claims: SubscribeClaims = self.decode(token)?;
+    pub async fn verify_subscribe(&self, token: &str) -> Result<SubscribeClaims, TokenError> {
+        let claims: SubscribeClaims = self.decode(token).await?;
         if claims.channel.is_empty() {
             return Err(TokenError::Invalid("subscription token without channel claim".into()));
         }
@@ -169,17 +181,17 @@ mod tests {
         TokenVerifier::new(&Config { token_hmac_secret_key: secret.into(), ..Config::default() })
     }
 
-    #[test]
-    fn verifies_minted_tokens_and_reports_expiry() {
+    #[tokio::test]
+    async fn verifies_minted_tokens_and_reports_expiry() {
         let v = verifier("s");
         let t = mint_connection_token("s", "42", Some(60), serde_json::json!({"info": {"n": 1}})).unwrap();
-        let c = v.verify_connect(&t).unwrap();
+        let c = v.verify_connect(&t).await.unwrap();
         assert_eq!(c.sub, "42");
         assert_eq!(c.info.unwrap().as_str(), "{\"n\":1}");
         let t = mint_connection_token("s", "42", Some(-10), serde_json::Value::Null).unwrap();
-        assert!(matches!(v.verify_connect(&t), Err(TokenError::Expired)));
+        assert!(matches!(v.verify_connect(&t).await, Err(TokenError::Expired)));
         let t = mint_connection_token("other", "42", None, serde_json::Value::Null).unwrap();
-        assert!(matches!(v.verify_connect(&t), Err(TokenError::Invalid(_))));
-        assert!(matches!(v.verify_connect("garbage"), Err(TokenError::Invalid(_))));
+        assert!(matches!(v.verify_connect(&t).await, Err(TokenError::Invalid(_))));
+        assert!(matches!(v.verify_connect("garbage").await, Err(TokenError::Invalid(_))));
     }
 }

@@ -66,6 +66,9 @@ pub struct Config {
     pub token_rsa_public_key: String,
     /// PEM public key verifying ES256/384 tokens.
     pub token_ecdsa_public_key: String,
+    /// JWKS URL; tokens with a `kid` are verified with its keys (cached, refetched on an
+    /// unknown `kid`).
+    pub token_jwks_public_endpoint: String,
     pub token_audience: String,
     pub token_issuer: String,
     pub allow_anonymous_connect_without_token: bool,
@@ -125,6 +128,7 @@ impl Default for Config {
             token_hmac_secret_key: String::new(),
             token_rsa_public_key: String::new(),
             token_ecdsa_public_key: String::new(),
+            token_jwks_public_endpoint: String::new(),
             token_audience: String::new(),
             token_issuer: String::new(),
             allow_anonymous_connect_without_token: false,

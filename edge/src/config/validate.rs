@@ -23,6 +23,10 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     if let Err(e) = crate::auth::ecdsa_key(&c.token_ecdsa_public_key) {
         err("token_ecdsa_public_key".into(), format!("invalid ECDSA public key PEM: {e}"));
     }
+    let jwks = &c.token_jwks_public_endpoint;
+    if !jwks.is_empty() && !(jwks.starts_with("http://") || jwks.starts_with("https://")) {
+        err("token_jwks_public_endpoint".into(), format!("must be an http(s) URL, got {jwks:?}"));
+    }
     if c.ping_interval.is_zero() {
         err("ping_interval".into(), "must be greater than zero".into());
     }

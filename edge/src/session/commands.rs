@@ -33,8 +33,8 @@ impl Session {
                 self.reply_error(id, method, ErrorCode::METHOD_NOT_FOUND);
                 Ok(())
             }
-            (State::Connected(_), Request::Refresh(req)) => self.refresh(id, req),
-            (State::Connected(_), Request::SubRefresh(req)) => self.sub_refresh(id, req),
+            (State::Connected(_), Request::Refresh(req)) => self.refresh(id, req).await,
+            (State::Connected(_), Request::SubRefresh(req)) => self.sub_refresh(id, req).await,
             // Anything before a successful connect, a second connect, or after a failed one.
             _ => Err(Disconnect::bad_request()),
         }
@@ -84,7 +84,7 @@ impl Session {
             }
             (String::new(), None, None, Vec::new())
         } else {
-            let claims = match rules.tokens.verify_connect(&req.token) {
+            let claims = match rules.tokens.verify_connect(&req.token).await {
                 Ok(c) => c,
                 Err(TokenError::Expired) => return self.fail_connect(id, ErrorCode::TOKEN_EXPIRED),
                 Err(TokenError::Invalid(why)) => {
@@ -354,12 +354,12 @@ impl Session {
         Ok(())
     }
 
-    fn refresh(&mut self, id: u32, req: RefreshRequest) -> Result<(), Disconnect> {
+    async fn refresh(&mut self, id: u32, req: RefreshRequest) -> Result<(), Disconnect> {
         if req.token.is_empty() {
             return Err(Disconnect::bad_request());
         }
         let rules = self.node.rules();
-        let claims = match rules.tokens.verify_connect(&req.token) {
+        let claims = match rules.tokens.verify_connect(&req.token).await {
             Ok(c) => c,
             Err(TokenError::Expired) => return Err(Disconnect::expired()),
             Err(TokenError::Invalid(_)) => return Err(Disconnect::invalid_token()),

@@ -232,7 +232,7 @@ impl Session {
             return Err(Disconnect::bad_request());
         }
         let (handle, info) = self.conn_ref()?;
-        let spec = match self.authorize_subscribe(&handle, &info, &req)? {
+        let spec = match self.authorize_subscribe(&handle, &info, &req).await? {
             Ok(spec) => spec,
             Err(code) => {
                 self.reply_error(id, "subscribe", code);
@@ -251,7 +251,7 @@ impl Session {
 
     /// Checks a client subscribe: an error reply code, or a disconnect for a token that is
     /// not this connection's.
-    fn authorize_subscribe(
+    async fn authorize_subscribe(
         &self,
         handle: &ClientHandle,
         info: &ClientInfo,
@@ -276,7 +276,7 @@ impl Session {
             return Ok(Err(ErrorCode::BAD_REQUEST));
         }
         if !req.token.is_empty() {
-            let claims = match rules.tokens.verify_subscribe(&req.token) {
+            let claims = match rules.tokens.verify_subscribe(&req.token).await {
                 Ok(c) => c,
                 Err(TokenError::Expired) => return Ok(Err(ErrorCode::TOKEN_EXPIRED)),
                 Err(TokenError::Invalid(why)) => {
@@ -362,7 +362,7 @@ impl Session {
         Ok(())
     }
 
-    pub(super) fn sub_refresh(&mut self, id: u32, req: SubRefreshRequest) -> Result<(), Disconnect> {
+    pub(super) async fn sub_refresh(&mut self, id: u32, req: SubRefreshRequest) -> Result<(), Disconnect> {
         if req.channel.is_empty() {
             return Err(Disconnect::bad_request());
         }
@@ -371,7 +371,7 @@ impl Session {
             self.reply_error(id, "sub_refresh", ErrorCode::PERMISSION_DENIED);
             return Ok(());
         }
-        let claims = match self.node.rules().tokens.verify_subscribe(&req.token) {
+        let claims = match self.node.rules().tokens.verify_subscribe(&req.token).await {
             Ok(c) => c,
             Err(TokenError::Expired) => {
                 self.reply_error(id, "sub_refresh", ErrorCode::TOKEN_EXPIRED);

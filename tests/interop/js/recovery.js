@@ -11,7 +11,18 @@ const c = require('./common');
 const CHANNEL = `chat:r-${crypto.randomBytes(6).toString('hex')}`;
 
 c.main(async (cleanup) => {
-  const client = cleanup.add(c.newClient({ token: c.makeToken({ sub: '42' }) }));
+  // getData runs before every connect attempt: holding it while the missed publications
+  // are made keeps the reconnect from overtaking them however short the reconnect delay.
+  let gate = null;
+  const client = cleanup.add(c.newClient({
+    token: c.makeToken({ sub: '42' }),
+    getData: async () => {
+      if (gate) {
+        await gate;
+      }
+      return null;
+    },
+  }));
   const first = await c.connect(client);
 
   const sub = c.newSubscription(client, CHANNEL);
@@ -20,6 +31,7 @@ c.main(async (cleanup) => {
   const initial = await c.subscribe(sub);
   c.assert.equal(initial.wasRecovering, false, `first subscribed ${JSON.stringify(initial)}`);
   c.assert.equal(initial.recoverable, true, `first subscribed ${JSON.stringify(initial)}`);
+  c.assert.ok(initial.streamPosition && initial.streamPosition.epoch, `first subscribed without an epoch ${JSON.stringify(initial)}`);
 
   for (let i = 1; i <= 2; i++) {
     await c.apiPublish(CHANNEL, { n: i });
@@ -29,6 +41,8 @@ c.main(async (cleanup) => {
   // Disconnect with a reconnect code; publish only once the client knows it is away.
   const connecting = c.waitEvent(client, 'connecting');
   const reconnected = c.waitEvent(client, 'connected');
+  let release;
+  gate = new Promise((resolve) => { release = resolve; });
   const reply = await c.api('disconnect', { user: '42', disconnect: { code: 3011, reason: 'force reconnect' } });
   c.assert.ok(!reply.error, `disconnect API reply ${JSON.stringify(reply)}`);
   const away = await connecting;
@@ -37,6 +51,7 @@ c.main(async (cleanup) => {
   for (let i = 3; i <= 5; i++) {
     await c.apiPublish(CHANNEL, { n: i });
   }
+  release();
 
   const again = await reconnected;
   c.assert.notEqual(again.client, first.client, 'a reconnect gets a new client id');
@@ -44,6 +59,10 @@ c.main(async (cleanup) => {
   c.assert.equal(resubscribed.wasRecovering, true, `resubscribed ${JSON.stringify(resubscribed)}`);
   c.assert.equal(resubscribed.recovered, true, `resubscribed ${JSON.stringify(resubscribed)}`);
   c.assert.equal(resubscribed.hasRecoveredPublications, true, `resubscribed ${JSON.stringify(resubscribed)}`);
+  // The reply positions the subscription at the top of the stream, in the same epoch.
+  c.assert.ok(resubscribed.streamPosition, `resubscribed without a stream position ${JSON.stringify(resubscribed)}`);
+  c.assert.equal(resubscribed.streamPosition.offset, 5, `resubscribed ${JSON.stringify(resubscribed)}`);
+  c.assert.equal(resubscribed.streamPosition.epoch, initial.streamPosition.epoch, `epoch changed: ${JSON.stringify(initial)} then ${JSON.stringify(resubscribed)}`);
 
   await pubs.waitCount(5);
   // Nothing more may arrive (a duplicate would come right after the recovered ones).

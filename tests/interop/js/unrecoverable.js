@@ -10,7 +10,18 @@ const c = require('./common');
 const CHANNEL = `small:u-${crypto.randomBytes(6).toString('hex')}`;
 
 c.main(async (cleanup) => {
-  const client = cleanup.add(c.newClient({ token: c.makeToken({ sub: '42' }) }));
+  // getData runs before every connect attempt: holding it while the missed publications
+  // are made keeps the reconnect from overtaking them however short the reconnect delay.
+  let gate = null;
+  const client = cleanup.add(c.newClient({
+    token: c.makeToken({ sub: '42' }),
+    getData: async () => {
+      if (gate) {
+        await gate;
+      }
+      return null;
+    },
+  }));
   await c.connect(client);
 
   const sub = c.newSubscription(client, CHANNEL);
@@ -25,6 +36,8 @@ c.main(async (cleanup) => {
 
   const connecting = c.waitEvent(client, 'connecting');
   const reconnected = c.waitEvent(client, 'connected');
+  let release;
+  gate = new Promise((resolve) => { release = resolve; });
   const reply = await c.api('disconnect', { user: '42', disconnect: { code: 3011, reason: 'force reconnect' } });
   c.assert.ok(!reply.error, `disconnect API reply ${JSON.stringify(reply)}`);
   const away = await connecting;
@@ -32,6 +45,7 @@ c.main(async (cleanup) => {
   for (let i = 3; i <= 7; i++) {
     await c.apiPublish(CHANNEL, { n: i });
   }
+  release();
 
   await reconnected;
   const [, resubscribed] = await subscribeds.waitCount(2);
