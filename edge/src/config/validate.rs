@@ -24,7 +24,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         err("token_ecdsa_public_key".into(), format!("invalid ECDSA public key PEM: {e}"));
     }
     let jwks = &c.token_jwks_public_endpoint;
-    if !jwks.is_empty() && !(jwks.starts_with("http://") || jwks.starts_with("https://")) {
+    if !(jwks.is_empty() || jwks.starts_with("http://") || jwks.starts_with("https://")) {
         err("token_jwks_public_endpoint".into(), format!("must be an http(s) URL, got {jwks:?}"));
     }
     if c.ping_interval.is_zero() {
