@@ -78,8 +78,7 @@ pub async fn execute(node: &Arc<Node>, method: &str, params: &str, protocol: &st
         "history_remove" => history_remove(node, params).await,
         "channels" => channels(node, params),
         "info" => Ok(info(node)),
-        // No server-side RPC extensions are registered.
-        "rpc" => Err(ApiError::method_not_found()),
+        "rpc" => rpc(params),
         _ => Err(ApiError::method_not_found()),
     };
     timer.observe_duration();
@@ -361,9 +360,7 @@ struct UnsubscribeParams {
 
 fn unsubscribe(node: &Node, params: &str) -> Result<Value, ApiError> {
     let req: UnsubscribeParams = parse(params)?;
-    if req.channel.is_empty() {
-        return Err(ApiError::bad_request("channel required"));
-    }
+    channel_options(node, &req.channel)?;
     for client in req.target.clients(node)? {
         client.control(Control::Unsubscribe {
             channel: req.channel.clone(),
@@ -457,4 +454,19 @@ async fn batch(node: &Arc<Node>, params: &str, protocol: &str) -> Result<Value, 
         out
     };
     Ok(json!({ "replies": replies }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RpcParams {
+    method: String,
+}
+
+/// No server-side RPC extensions are registered: every named method is unknown.
+fn rpc(params: &str) -> Result<Value, ApiError> {
+    let req: RpcParams = parse(params)?;
+    if req.method.is_empty() {
+        return Err(ApiError::bad_request("method required"));
+    }
+    Err(ApiError::method_not_found())
 }

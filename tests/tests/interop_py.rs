@@ -1,0 +1,25 @@
+//! The PyPI clients against gyre: `cent` (server API) and `centrifuge-python` (client SDK).
+
+use gyre_tests::{interop::run_py, Gyre};
+use serde_json::json;
+
+#[tokio::test]
+async fn cent_publish_broadcast_info_and_unauthorized() {
+    let gyre = Gyre::start(json!({}));
+    let out = run_py(&gyre, "cent_api.py").await;
+    assert!(out.contains(" 0 failed"), "{out}");
+}
+
+#[tokio::test]
+async fn cent_every_api_method_with_errors_and_live_clients() {
+    let gyre = Gyre::start(json!({}));
+    let out = run_py(&gyre, "cent_full.py").await;
+    assert!(out.contains(" 0 failed"), "{out}");
+}
+
+#[tokio::test]
+async fn centrifuge_python_connects_subscribes_publishes_and_reads_history_and_presence() {
+    let gyre = Gyre::start(json!({}));
+    let out = run_py(&gyre, "client_sdk.py").await;
+    assert!(out.contains(" 0 failed"), "{out}");
+}
