@@ -64,26 +64,24 @@ impl WsClient {
         self.reply_to(id).await
     }
 
-    /// Waits for the reply with `id`.
+    /// Waits for the reply with `id` (other messages stay queued in arrival order).
     pub async fn reply_to(&mut self, id: u32) -> Value {
-        if let Some(pos) = self.pending.iter().position(|m| m["id"] == json!(id)) {
-            return self.pending.remove(pos).unwrap_or_default();
-        }
         loop {
-            let m = self.read_message().await;
-            if m["id"] == json!(id) {
-                return m;
+            if let Some(pos) = self.pending.iter().position(|m| m["id"] == json!(id)) {
+                return self.pending.remove(pos).unwrap_or_default();
             }
-            self.pending.push_back(m);
+            self.read_frame().await;
         }
     }
 
     /// The next message (reply, push or ping), in arrival order.
     pub async fn next(&mut self) -> Value {
-        if let Some(m) = self.pending.pop_front() {
-            return m;
+        loop {
+            if let Some(m) = self.pending.pop_front() {
+                return m;
+            }
+            self.read_frame().await;
         }
-        self.read_message().await
     }
 
     /// The next message that is not a server ping.
@@ -106,11 +104,9 @@ impl WsClient {
         }
     }
 
-    async fn read_message(&mut self) -> Value {
+    /// Reads one frame from the socket and queues its messages.
+    async fn read_frame(&mut self) {
         loop {
-            if let Some(m) = self.pending.pop_front() {
-                return m;
-            }
             let msg = tokio::time::timeout(WAIT, self.ws.next())
                 .await
                 .expect("no message from server within the wait")
@@ -122,6 +118,7 @@ impl WsClient {
                     for line in t.split('\n') {
                         self.pending.push_back(serde_json::from_str(line).expect("server sent invalid JSON"));
                     }
+                    return;
                 }
                 Message::Close(frame) => panic!("server closed the connection: {frame:?}"),
                 _ => {}

@@ -417,3 +417,44 @@ async fn connection_token_info_becomes_client_info() {
     let entry = p["presence"]["presence"].as_object().unwrap().values().next().unwrap().clone();
     assert_eq!(entry["conn_info"], json!({"name": "Alice"}));
 }
+
+#[tokio::test]
+async fn anonymous_clients_get_only_what_anonymous_options_allow() {
+    let gyre = Gyre::start(json!({
+        "allow_anonymous_connect_without_token": true,
+        "namespaces": [
+            {"name": "open", "allow_subscribe_for_client": true, "allow_subscribe_for_anonymous": true,
+             "allow_publish_for_client": true, "allow_publish_for_anonymous": true,
+             "presence": true, "allow_presence_for_client": true, "allow_presence_for_anonymous": true},
+            {"name": "members", "allow_subscribe_for_client": true, "allow_publish_for_client": true,
+             "presence": true, "allow_presence_for_client": true}
+        ]
+    }));
+    let mut anon = gyre.ws().await;
+    let r = anon.command(json!({"connect": {}})).await;
+    assert!(r["connect"]["client"].is_string(), "{r}");
+    assert!(anon.command(json!({"subscribe": {"channel": "open:a"}})).await.get("subscribe").is_some());
+    assert_eq!(anon.command(json!({"publish": {"channel": "open:a", "data": 1}})).await["publish"], json!({}));
+    let p = anon.command(json!({"presence": {"channel": "open:a"}})).await;
+    assert_eq!(p["presence"]["presence"].as_object().unwrap().values().next().unwrap()["user"], "");
+    assert_eq!(code(&anon.command(json!({"subscribe": {"channel": "members:a"}})).await), 103);
+    assert_eq!(code(&anon.command(json!({"publish": {"channel": "members:a", "data": 1}})).await), 103);
+    assert_eq!(code(&anon.command(json!({"presence": {"channel": "members:a"}})).await), 103);
+    // A user with a token gets the client permissions.
+    let (mut user, _) = gyre.connected("42").await;
+    assert!(user.command(json!({"subscribe": {"channel": "members:a"}})).await.get("subscribe").is_some());
+}
+
+#[tokio::test]
+async fn publications_carry_tags_and_skip_history_is_live_only() {
+    let gyre = Gyre::start(json!({}));
+    let (mut c, _) = gyre.connected("42").await;
+    c.command(json!({"subscribe": {"channel": "chat:t"}})).await;
+    let (_, body) =
+        gyre.api("publish", json!({"channel": "chat:t", "data": 1, "tags": {"kind": "x"}, "skip_history": true})).await;
+    assert_eq!(body, json!({"result": {}}), "skip_history publishes without a position");
+    let push = c.next_push().await;
+    assert_eq!(push["pub"]["tags"], json!({"kind": "x"}));
+    let (_, h) = gyre.api("history", json!({"channel": "chat:t", "limit": -1})).await;
+    assert_eq!(h["result"]["publications"], json!([]));
+}

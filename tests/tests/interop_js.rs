@@ -26,3 +26,48 @@ async fn js_subscription_to_a_locked_namespace_ends_unsubscribed_with_103() {
     let gyre = Gyre::start(json!({}));
     run_js(&gyre, "subscribe_denied.js").await;
 }
+
+#[tokio::test]
+async fn js_recovers_missed_publications_after_a_reconnect() {
+    run_js(&Gyre::start(json!({})), "recovery.js").await;
+}
+
+#[tokio::test]
+async fn js_reports_recovered_false_when_history_is_too_small() {
+    run_js(&Gyre::start(json!({})), "unrecoverable.js").await;
+}
+
+#[tokio::test]
+async fn js_presence_and_presence_stats() {
+    run_js(&Gyre::start(json!({})), "presence.js").await;
+}
+
+#[tokio::test]
+async fn js_join_and_leave_reach_subscribers_that_asked() {
+    run_js(&Gyre::start(json!({})), "join_leave.js").await;
+}
+
+#[tokio::test]
+async fn js_connection_refresh_through_get_token() {
+    run_js(&Gyre::start(json!({})), "refresh.js").await;
+}
+
+#[tokio::test]
+async fn js_subscription_tokens_and_their_refresh() {
+    run_js(&Gyre::start(json!({})), "sub_token.js").await;
+}
+
+#[tokio::test]
+async fn js_server_side_subscriptions_and_api_subscribe_unsubscribe() {
+    run_js(&Gyre::start(json!({})), "server_side.js").await;
+}
+
+#[tokio::test]
+async fn js_api_disconnect_codes_reconnect_or_not() {
+    run_js(&Gyre::start(json!({})), "disconnect_codes.js").await;
+}
+
+#[tokio::test]
+async fn js_user_limited_channels() {
+    run_js(&Gyre::start(json!({})), "user_limited.js").await;
+}

@@ -59,9 +59,10 @@ c.main(async (cleanup) => {
   c.assert.equal(resubscribed.wasRecovering, true, `resubscribed ${JSON.stringify(resubscribed)}`);
   c.assert.equal(resubscribed.recovered, true, `resubscribed ${JSON.stringify(resubscribed)}`);
   c.assert.equal(resubscribed.hasRecoveredPublications, true, `resubscribed ${JSON.stringify(resubscribed)}`);
-  // The reply positions the subscription at the top of the stream, in the same epoch.
+  // After a successful recovery the reply carries the position the client recovered from
+  // (offset 2), in the same epoch; the recovered publications then move it to the top.
   c.assert.ok(resubscribed.streamPosition, `resubscribed without a stream position ${JSON.stringify(resubscribed)}`);
-  c.assert.equal(resubscribed.streamPosition.offset, 5, `resubscribed ${JSON.stringify(resubscribed)}`);
+  c.assert.equal(resubscribed.streamPosition.offset, 2, `resubscribed ${JSON.stringify(resubscribed)}`);
   c.assert.equal(resubscribed.streamPosition.epoch, initial.streamPosition.epoch, `epoch changed: ${JSON.stringify(initial)} then ${JSON.stringify(resubscribed)}`);
 
   await pubs.waitCount(5);
@@ -70,6 +71,11 @@ c.main(async (cleanup) => {
   const got = pubs.items.map((p) => ({ n: p.data.n, offset: p.offset }));
   c.assert.deepEqual(got, [1, 2, 3, 4, 5].map((n) => ({ n, offset: n })), `publications received ${JSON.stringify(got)}`);
   c.assert.equal(subscribeds.items.length, 2, `subscribed events ${JSON.stringify(subscribeds.items)}`);
+
+  // Live publications continue after the recovered ones.
+  await c.apiPublish(CHANNEL, { n: 6 });
+  const all = await pubs.waitCount(6);
+  c.assert.deepEqual({ n: all[5].data.n, offset: all[5].offset }, { n: 6, offset: 6 }, 'publication after the recovery');
   c.assert.deepEqual(sub.errors, [], 'subscription error events');
   return `disconnected with 3011, reconnected and recovered the 3 missed publications (offsets 3-5) on ${CHANNEL} once, in order`;
 });
