@@ -458,3 +458,17 @@ async fn publications_carry_tags_and_skip_history_is_live_only() {
     let (_, h) = gyre.api("history", json!({"channel": "chat:t", "limit": -1})).await;
     assert_eq!(h["result"]["publications"], json!([]));
 }
+
+#[tokio::test]
+async fn channel_regex_decides_valid_names() {
+    let gyre = Gyre::start(json!({"namespaces": [
+        {"name": "rx", "allow_subscribe_for_client": true, "channel_regex": "^[a-z0-9ü]+$"}
+    ]}));
+    let (mut c, _) = gyre.connected("42").await;
+    assert!(c.command(json!({"subscribe": {"channel": "rx:abc1"}})).await.get("subscribe").is_some());
+    assert!(
+        c.command(json!({"subscribe": {"channel": "rx:grün"}})).await.get("subscribe").is_some(),
+        "the regex admits non-ASCII"
+    );
+    assert_eq!(code(&c.command(json!({"subscribe": {"channel": "rx:ABC"}})).await), 107);
+}
