@@ -34,9 +34,10 @@ fn internal_router(config: &Config) -> Router<Arc<Node>> {
     r
 }
 
-/// `{}` while serving; 503 once shutdown began, so load balancers stop routing here.
+/// `{}` while serving; 503 once shutdown began or while the engine is unreachable, so load
+/// balancers stop routing here.
 async fn health(State(node): State<Arc<Node>>) -> Response {
-    if node.is_shutting_down() {
+    if !node.is_ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "application/json")], "{}").into_response();
     }
     ([("content-type", "application/json")], "{}").into_response()

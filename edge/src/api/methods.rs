@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 use crate::auth::SubOverride;
 use crate::engine::HistoryQuery;
 use crate::node::channels::wildcard_match;
-use crate::node::{history_options, Node, PublishParams, VERSION};
+use crate::node::cluster::{Target, UserCommand};
+use crate::node::{history_options, Node, PublishParams};
 use crate::protocol::{Disconnect, ErrorCode, Payload, Publication, StreamPosition};
-use crate::session::{ClientHandle, Control, ServerSubscribe};
+use crate::session::ServerSubscribe;
 
 /// An error in the body of an API reply (HTTP 200).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,17 +68,17 @@ pub async fn execute(node: &Arc<Node>, method: &str, params: &str, protocol: &st
     let out = match method {
         "publish" => publish(node, params).await,
         "broadcast" => broadcast(node, params).await,
-        "subscribe" => subscribe(node, params),
-        "unsubscribe" => unsubscribe(node, params),
-        "disconnect" => disconnect(node, params),
-        "refresh" => refresh(node, params),
+        "subscribe" => subscribe(node, params).await,
+        "unsubscribe" => unsubscribe(node, params).await,
+        "disconnect" => disconnect(node, params).await,
+        "refresh" => refresh(node, params).await,
         "batch" => Box::pin(batch(node, params, protocol)).await,
         "presence" => presence(node, params, false).await,
         "presence_stats" => presence(node, params, true).await,
         "history" => history(node, params).await,
         "history_remove" => history_remove(node, params).await,
-        "channels" => channels(node, params),
-        "info" => Ok(info(node)),
+        "channels" => channels(node, params).await,
+        "info" => info(node).await,
         "rpc" => rpc(params),
         _ => Err(ApiError::method_not_found()),
     };
@@ -258,10 +259,10 @@ struct ChannelsParams {
     pattern: String,
 }
 
-fn channels(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn channels(node: &Node, params: &str) -> Result<Value, ApiError> {
     let req: ChannelsParams = parse(params)?;
     let mut out = serde_json::Map::new();
-    for (name, n) in node.hub.channels() {
+    for (name, n) in node.channels().await? {
         if req.pattern.is_empty() || wildcard_match(&req.pattern, &name) {
             out.insert(name, json!({ "num_clients": n }));
         }
@@ -269,44 +270,8 @@ fn channels(node: &Node, params: &str) -> Result<Value, ApiError> {
     Ok(json!({ "channels": out }))
 }
 
-fn info(node: &Node) -> Value {
-    json!({ "nodes": [{
-        "uid": node.id,
-        "name": node.name,
-        "version": VERSION,
-        "num_clients": node.hub.num_clients(),
-        "num_users": node.hub.num_users(),
-        "num_channels": node.hub.num_channels(),
-        "num_subs": node.hub.num_subscriptions(),
-        "uptime": node.uptime_secs(),
-    }]})
-}
-
-/// Which of a user's live connections a server-side action targets.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Target {
-    user: String,
-    client: String,
-    session: String,
-}
-
-impl Target {
-    fn clients(&self, node: &Node) -> Result<Vec<Arc<ClientHandle>>, ApiError> {
-        if self.user.is_empty() && self.client.is_empty() {
-            return Err(ApiError::bad_request("user required"));
-        }
-        // Sessions belong to emulation transports, which this node does not serve yet.
-        if !self.session.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(node
-            .hub
-            .user_clients(&self.user)
-            .into_iter()
-            .filter(|c| self.client.is_empty() || *c.id == *self.client)
-            .collect())
-    }
+async fn info(node: &Node) -> Result<Value, ApiError> {
+    Ok(json!({ "nodes": node.nodes().await? }))
 }
 
 #[derive(Deserialize, Default)]
@@ -330,13 +295,24 @@ fn raw_payload(raw: Option<Box<serde_json::value::RawValue>>, b64: Option<&str>)
     crate::session::payload_or_b64(json, b64)
 }
 
-fn subscribe(node: &Node, params: &str) -> Result<Value, ApiError> {
-    let req: SubscribeParams = parse(params)?;
-    if req.channel.is_empty() {
-        return Err(ApiError::bad_request("channel required"));
+fn require_user(target: &Target) -> Result<(), ApiError> {
+    if target.user.is_empty() {
+        return Err(ApiError::bad_request("user required"));
     }
+    Ok(())
+}
+
+/// Sends a user command to every node (this one included).
+async fn to_all_nodes(node: &Node, command: UserCommand) -> Result<Value, ApiError> {
+    node.user_command(command).await?;
+    Ok(json!({}))
+}
+
+async fn subscribe(node: &Node, params: &str) -> Result<Value, ApiError> {
+    let req: SubscribeParams = parse(params)?;
+    require_user(&req.target)?;
     channel_options(node, &req.channel)?;
-    let s = ServerSubscribe {
+    let subscribe = ServerSubscribe {
         channel: req.channel.clone(),
         info: raw_payload(req.info, req.b64info.as_deref()),
         data: raw_payload(req.data, req.b64data.as_deref()),
@@ -344,10 +320,7 @@ fn subscribe(node: &Node, params: &str) -> Result<Value, ApiError> {
         recover_since: req.recover_since,
         overrides: req.overrides.unwrap_or_default(),
     };
-    for client in req.target.clients(node)? {
-        client.control(Control::Subscribe(Box::new(s.clone())));
-    }
-    Ok(json!({}))
+    to_all_nodes(node, UserCommand::Subscribe { target: req.target, subscribe }).await
 }
 
 #[derive(Deserialize, Default)]
@@ -358,17 +331,11 @@ struct UnsubscribeParams {
     channel: String,
 }
 
-fn unsubscribe(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn unsubscribe(node: &Node, params: &str) -> Result<Value, ApiError> {
     let req: UnsubscribeParams = parse(params)?;
+    require_user(&req.target)?;
     channel_options(node, &req.channel)?;
-    for client in req.target.clients(node)? {
-        client.control(Control::Unsubscribe {
-            channel: req.channel.clone(),
-            code: 2000,
-            reason: "server unsubscribe".into(),
-        });
-    }
-    Ok(json!({}))
+    to_all_nodes(node, UserCommand::Unsubscribe { target: req.target, channel: req.channel }).await
 }
 
 #[derive(Deserialize, Default)]
@@ -380,21 +347,17 @@ struct DisconnectParams {
     disconnect: Option<Disconnect>,
 }
 
-fn disconnect(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn disconnect(node: &Node, params: &str) -> Result<Value, ApiError> {
     let req: DisconnectParams = parse(params)?;
-    let d = match req.disconnect {
+    require_user(&req.target)?;
+    let disconnect = match req.disconnect {
         Some(d) if d.code > 0 => {
             let reason = if d.reason.is_empty() { "disconnect".to_string() } else { d.reason };
             Disconnect { code: d.code, reason }
         }
         _ => Disconnect::force_disconnect(),
     };
-    for client in req.target.clients(node)? {
-        if !req.whitelist.iter().any(|w| *w == *client.id) {
-            client.disconnect(d.clone());
-        }
-    }
-    Ok(json!({}))
+    to_all_nodes(node, UserCommand::Disconnect { target: req.target, whitelist: req.whitelist, disconnect }).await
 }
 
 #[derive(Deserialize, Default)]
@@ -408,17 +371,12 @@ struct RefreshParams {
     b64info: Option<String>,
 }
 
-fn refresh(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn refresh(node: &Node, params: &str) -> Result<Value, ApiError> {
     let req: RefreshParams = parse(params)?;
+    require_user(&req.target)?;
     let info = raw_payload(req.info, req.b64info.as_deref());
-    for client in req.target.clients(node)? {
-        client.control(Control::Refresh {
-            expired: req.expired,
-            expire_at: (req.expire_at > 0).then_some(req.expire_at),
-            info: info.clone(),
-        });
-    }
-    Ok(json!({}))
+    let expire_at = (req.expire_at > 0).then_some(req.expire_at);
+    to_all_nodes(node, UserCommand::Refresh { target: req.target, expired: req.expired, expire_at, info }).await
 }
 
 #[derive(Deserialize, Default)]

@@ -72,7 +72,7 @@ pub struct SubOptions {
 }
 
 /// Channel options a token may force for one subscription (`{"value": bool}` each).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct SubOverride {
     pub presence: Option<BoolValue>,
@@ -82,7 +82,7 @@ pub struct SubOverride {
     pub force_positioning: Option<BoolValue>,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, Deserialize, serde::Serialize)]
 pub struct BoolValue {
     pub value: bool,
 }

@@ -12,6 +12,7 @@ use rand::distr::{Alphabetic, SampleString};
 use super::{
     Broker, BrokerEventHandler, EngineError, HistoryQuery, PresenceManager, PublishOptions, IDEMPOTENCY_WINDOW,
 };
+use crate::node::cluster::{NodeInfo, UserCommand};
 use crate::protocol::{ClientInfo, Publication, StreamPosition};
 
 const SHARDS: usize = 64;
@@ -124,6 +125,7 @@ impl MemoryBroker {
         let mut s = stream.lock();
         let now = Instant::now();
         s.refresh(now, meta_ttl);
+        publication.prev_offset = s.top;
         s.top += 1;
         publication.offset = s.top;
         let publication = Arc::new(publication);
@@ -217,6 +219,19 @@ impl Broker for MemoryBroker {
             stream.lock().items.clear();
         }
         Ok(())
+    }
+
+    async fn publish_command(&self, command: &UserCommand) -> Result<(), EngineError> {
+        self.handler.handle_command(command);
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
+        Ok(vec![self.handler.node_info()])
+    }
+
+    async fn channels(&self) -> Result<Vec<(String, usize)>, EngineError> {
+        Ok(self.handler.local_channels())
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::node::cluster::{NodeInfo, UserCommand};
 use crate::protocol::{ClientInfo, Publication, StreamPosition};
 
 /// An engine failure; surfaces to clients as error 100 (internal, temporary).
@@ -60,6 +61,12 @@ pub trait BrokerEventHandler: Send + Sync {
     fn handle_publication(&self, channel: &str, publication: Arc<Publication>, position: &StreamPosition);
     fn handle_join(&self, channel: &str, info: &ClientInfo);
     fn handle_leave(&self, channel: &str, info: &ClientInfo);
+    /// A server-side action on users' connections, sent by any node.
+    fn handle_command(&self, command: &UserCommand);
+    /// This node's description for `info`.
+    fn node_info(&self) -> NodeInfo;
+    /// Channels with local subscribers and their counts (for `channels`).
+    fn local_channels(&self) -> Vec<(String, usize)>;
 }
 
 /// Stores and routes publications.
@@ -85,6 +92,16 @@ pub trait Broker: Send + Sync {
     ) -> Result<(Vec<Publication>, StreamPosition), EngineError>;
     /// Drops stored publications but keeps the stream position.
     async fn remove_history(&self, channel: &str) -> Result<(), EngineError>;
+    /// Delivers a user command to every node (this one included).
+    async fn publish_command(&self, command: &UserCommand) -> Result<(), EngineError>;
+    /// Every live node.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError>;
+    /// Channels with subscribers on any node, with their subscriber counts.
+    async fn channels(&self) -> Result<Vec<(String, usize)>, EngineError>;
+    /// Whether the engine can serve (e.g. connected to NATS); drives readiness.
+    fn is_ready(&self) -> bool {
+        true
+    }
 }
 
 /// Who is subscribed to a channel, across all nodes.

@@ -243,11 +243,11 @@ impl Hub {
             }
             if let Some(t) = &mut sub.tracked {
                 if publication.offset > 0 {
-                    if t.epoch != position.epoch || publication.offset > t.offset + 1 {
-                        sub.lose_continuity(channel);
+                    if t.epoch == position.epoch && publication.offset <= t.offset {
                         continue;
                     }
-                    if publication.offset <= t.offset {
+                    if t.epoch != position.epoch || publication.prev_offset != t.offset {
+                        sub.lose_continuity(channel);
                         continue;
                     }
                     t.offset = publication.offset;
@@ -283,7 +283,7 @@ impl Hub {
             if publication.offset > 0 && publication.offset <= last {
                 continue;
             }
-            if track && publication.offset > 0 && publication.offset != last + 1 {
+            if track && publication.offset > 0 && publication.prev_offset != last {
                 sub.lose_continuity(channel);
                 return true;
             }
@@ -355,6 +355,7 @@ mod tests {
             info: None,
             offset,
             tags: Default::default(),
+            prev_offset: offset.saturating_sub(1),
         })
     }
 

@@ -2,6 +2,7 @@
 //! and client publishes.
 
 pub mod channels;
+pub mod cluster;
 pub mod hub;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,7 @@ use crate::engine::{
 use crate::metrics::Metrics;
 use crate::protocol::{ClientInfo, ErrorCode, Payload, Publication, StreamPosition};
 use channels::ChannelRules;
+use cluster::{NodeInfo, UserCommand};
 use hub::Hub;
 
 /// Server version reported to clients and in `info`.
@@ -58,6 +60,9 @@ pub struct PublishParams {
 struct HubHandler {
     hub: Arc<Hub>,
     sent: prometheus::IntCounterVec,
+    id: String,
+    name: String,
+    started: Instant,
 }
 
 impl BrokerEventHandler for HubHandler {
@@ -73,6 +78,24 @@ impl BrokerEventHandler for HubHandler {
         let n = self.hub.broadcast_leave(channel, info).0;
         self.sent.with_label_values(&["leave"]).inc_by(n as u64);
     }
+    fn handle_command(&self, command: &UserCommand) {
+        command.apply(&self.hub);
+    }
+    fn node_info(&self) -> NodeInfo {
+        NodeInfo {
+            uid: self.id.clone(),
+            name: self.name.clone(),
+            version: VERSION.to_string(),
+            num_clients: self.hub.num_clients() as u64,
+            num_users: self.hub.num_users() as u64,
+            num_channels: self.hub.num_channels() as u64,
+            num_subs: self.hub.num_subscriptions() as u64,
+            uptime: self.started.elapsed().as_secs(),
+        }
+    }
+    fn local_channels(&self) -> Vec<(String, usize)> {
+        self.hub.channels()
+    }
 }
 
 impl Node {
@@ -80,7 +103,16 @@ impl Node {
     pub fn new(config: Config) -> anyhow::Result<Arc<Self>> {
         let metrics = Metrics::new(VERSION)?;
         let hub = Arc::new(Hub::default());
-        let handler = Arc::new(HubHandler { hub: hub.clone(), sent: metrics.messages_sent.clone() });
+        let id = uuid::Uuid::new_v4().to_string();
+        let name = if config.name.is_empty() { hostname() } else { config.name.clone() };
+        let started = Instant::now();
+        let handler = Arc::new(HubHandler {
+            hub: hub.clone(),
+            sent: metrics.messages_sent.clone(),
+            id: id.clone(),
+            name: name.clone(),
+            started,
+        });
         let (broker, presence, memory_broker): (Arc<dyn Broker>, Arc<dyn PresenceManager>, _) = match config.engine {
             EngineKind::Memory => {
                 let b = Arc::new(MemoryBroker::new(handler));
@@ -88,9 +120,8 @@ impl Node {
             }
             EngineKind::Nats => anyhow::bail!("engine \"nats\" is not available in this build yet; use \"memory\""),
         };
-        let name = if config.name.is_empty() { hostname() } else { config.name.clone() };
         Ok(Arc::new(Self {
-            id: uuid::Uuid::new_v4().to_string(),
+            id,
             name,
             rules: RwLock::new(Arc::new(Self::rules_for(config))),
             hub,
@@ -98,7 +129,7 @@ impl Node {
             presence,
             memory_broker,
             metrics,
-            started: Instant::now(),
+            started,
             shutting_down: AtomicBool::new(false),
         }))
     }
@@ -157,7 +188,7 @@ impl Node {
         } else {
             history_options(&rules.config, resolved.options)
         };
-        let publication = Publication { data, info: params.info, offset: 0, tags: params.tags };
+        let publication = Publication { data, info: params.info, offset: 0, tags: params.tags, prev_offset: 0 };
         self.metrics.messages_published.with_label_values(&["publication"]).inc();
         let options = PublishOptions { history, idempotency_key: params.idempotency_key };
         self.broker.publish(channel, publication, &options).await.map_err(engine_error)
@@ -198,6 +229,26 @@ impl Node {
 
     pub async fn remove_history(&self, channel: &str) -> Result<(), ErrorCode> {
         self.broker.remove_history(channel).await.map_err(engine_error)
+    }
+
+    /// Sends a server-side action on users' connections to every node.
+    pub async fn user_command(&self, command: UserCommand) -> Result<(), ErrorCode> {
+        self.broker.publish_command(&command).await.map_err(engine_error)
+    }
+
+    /// Every live node.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ErrorCode> {
+        self.broker.nodes().await.map_err(engine_error)
+    }
+
+    /// Channels with subscribers on any node.
+    pub async fn channels(&self) -> Result<Vec<(String, usize)>, ErrorCode> {
+        self.broker.channels().await.map_err(engine_error)
+    }
+
+    /// Ready to serve: not shutting down and the engine is connected.
+    pub fn is_ready(&self) -> bool {
+        !self.is_shutting_down() && self.broker.is_ready()
     }
 
     pub fn presence_manager(&self) -> &dyn PresenceManager {

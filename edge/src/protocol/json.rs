@@ -72,6 +72,7 @@ mod tests {
                 info: None,
                 offset: 5,
                 tags: Default::default(),
+                prev_offset: 4,
             })),
         });
         assert_eq!(

@@ -284,6 +284,10 @@ pub struct Publication {
     pub offset: u64,
     #[serde(skip_serializing_if = "HashMap::is_empty")]
     pub tags: HashMap<String, String>,
+    /// Offset of the channel's previous publication (server-side continuity checks; offsets
+    /// need not be contiguous, the chain must be).
+    #[serde(skip)]
+    pub prev_offset: u64,
 }
 
 #[derive(Debug, Serialize)]

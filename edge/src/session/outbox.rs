@@ -26,7 +26,8 @@ pub enum Control {
 }
 
 /// Parameters of a server-side subscribe.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ServerSubscribe {
     pub channel: String,
     pub info: Option<crate::protocol::Payload>,

@@ -152,7 +152,7 @@ impl Session {
                 match self.node.history(&spec.channel, query).await {
                     Ok((pubs, top)) => {
                         let complete = match (pubs.first(), pubs.last()) {
-                            (Some(first), Some(last)) => first.offset == since.offset + 1 && last.offset == top.offset,
+                            (Some(first), Some(last)) => first.prev_offset == since.offset && last.offset == top.offset,
                             _ => top.offset == since.offset,
                         };
                         (complete.then_some(pubs), top)
