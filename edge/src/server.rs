@@ -61,7 +61,7 @@ fn bind_addr(address: &str, port: u16) -> String {
 /// Serves until SIGINT/SIGTERM, then drains clients with a reconnect advice and exits.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown_timeout = config.shutdown_timeout.0;
-    let node = Node::new(config.clone())?;
+    let node = Node::new(config.clone()).await?;
     node.spawn_housekeeping();
     let client = TcpListener::bind(bind_addr(&config.address, config.port))
         .await

@@ -107,6 +107,27 @@ pub struct Config {
     pub health: bool,
     pub prometheus: bool,
 
+    /// NATS servers for `engine: "nats"` (comma-separated).
+    pub nats_url: String,
+    pub nats_user: String,
+    pub nats_password: String,
+    pub nats_token: String,
+    pub nats_nkey_seed: String,
+    pub nats_creds_file: String,
+    /// CA file to verify the NATS servers (turns TLS on).
+    pub nats_tls_ca: String,
+    /// Client certificate and key files for NATS TLS.
+    pub nats_tls_cert: String,
+    pub nats_tls_key: String,
+    /// First token of every subject, stream and bucket name Gyre uses.
+    pub nats_prefix: String,
+    /// `file` (durable) or `memory` JetStream storage.
+    pub nats_storage: String,
+    /// Replicas of streams and the presence bucket (3 in a NATS cluster).
+    pub nats_replicas: usize,
+    /// How long presence outlives a node that stopped refreshing it.
+    pub nats_presence_ttl: ConfigDuration,
+
     pub namespaces: Vec<Namespace>,
 
     /// Options of channels without a namespace (top-level keys in the file).
@@ -157,6 +178,19 @@ impl Default for Config {
             shutdown_timeout: ConfigDuration::secs(30),
             health: true,
             prometheus: true,
+            nats_url: "nats://127.0.0.1:4222".to_string(),
+            nats_user: String::new(),
+            nats_password: String::new(),
+            nats_token: String::new(),
+            nats_nkey_seed: String::new(),
+            nats_creds_file: String::new(),
+            nats_tls_ca: String::new(),
+            nats_tls_cert: String::new(),
+            nats_tls_key: String::new(),
+            nats_prefix: "gyre".to_string(),
+            nats_storage: "file".to_string(),
+            nats_replicas: 1,
+            nats_presence_ttl: ConfigDuration::secs(60),
             namespaces: Vec::new(),
             channel: ChannelOptions::default(),
         }

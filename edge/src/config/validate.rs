@@ -27,6 +27,28 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     if !(jwks.is_empty() || jwks.starts_with("http://") || jwks.starts_with("https://")) {
         err("token_jwks_public_endpoint".into(), format!("must be an http(s) URL, got {jwks:?}"));
     }
+    if c.engine == super::EngineKind::Nats {
+        if c.nats_url.split(',').all(|u| u.trim().is_empty()) {
+            err("nats_url".into(), "needs at least one NATS server URL".into());
+        }
+        if !["file", "memory"].contains(&c.nats_storage.as_str()) {
+            err("nats_storage".into(), format!("unknown storage {:?}: use \"file\" or \"memory\"", c.nats_storage));
+        }
+        if !(1..=5).contains(&c.nats_replicas) {
+            err("nats_replicas".into(), format!("must be 1 to 5, got {}", c.nats_replicas));
+        }
+        if c.nats_prefix.is_empty()
+            || !c.nats_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            err("nats_prefix".into(), format!("must be a non-empty token of a-z A-Z 0-9 - _, got {:?}", c.nats_prefix));
+        }
+        if c.nats_presence_ttl.0 < std::time::Duration::from_secs(1) {
+            err("nats_presence_ttl".into(), "must be at least 1s".into());
+        }
+        if c.nats_tls_cert.is_empty() != c.nats_tls_key.is_empty() {
+            err("nats_tls_cert".into(), "nats_tls_cert and nats_tls_key go together".into());
+        }
+    }
     if c.ping_interval.is_zero() {
         err("ping_interval".into(), "must be greater than zero".into());
     }

@@ -4,6 +4,7 @@
 //! serves one node, the NATS JetStream engine (later) serves many.
 
 pub mod memory;
+pub mod nats;
 
 use std::collections::HashMap;
 use std::sync::Arc;

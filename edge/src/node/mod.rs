@@ -14,6 +14,7 @@ use parking_lot::RwLock;
 use crate::auth::TokenVerifier;
 use crate::config::{ChannelOptions, Config, EngineKind};
 use crate::engine::memory::{MemoryBroker, MemoryPresence};
+use crate::engine::nats::NatsEngine;
 use crate::engine::{
     Broker, BrokerEventHandler, EngineError, HistoryOptions, HistoryQuery, PresenceManager, PublishOptions,
 };
@@ -100,7 +101,7 @@ impl BrokerEventHandler for HubHandler {
 
 impl Node {
     /// Builds a node with the engine named in the config.
-    pub fn new(config: Config) -> anyhow::Result<Arc<Self>> {
+    pub async fn new(config: Config) -> anyhow::Result<Arc<Self>> {
         let metrics = Metrics::new(VERSION)?;
         let hub = Arc::new(Hub::default());
         let id = uuid::Uuid::new_v4().to_string();
@@ -118,7 +119,10 @@ impl Node {
                 let b = Arc::new(MemoryBroker::new(handler));
                 (b.clone(), Arc::new(MemoryPresence::default()), Some(b))
             }
-            EngineKind::Nats => anyhow::bail!("engine \"nats\" is not available in this build yet; use \"memory\""),
+            EngineKind::Nats => {
+                let engine = Arc::new(NatsEngine::start(Arc::new(config.clone()), handler).await?);
+                (engine.clone(), engine, None)
+            }
         };
         Ok(Arc::new(Self {
             id,

@@ -264,7 +264,8 @@ pub enum PushBody {
 pub use super::codes::Disconnect;
 
 /// Who published or joined: the connection's user, id and connection/channel info.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClientInfo {
     pub user: String,
     pub client: String,

@@ -1,0 +1,129 @@
+//! Node-to-node traffic: user commands, heartbeats for `info`, the `channels` survey.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+use super::{unavailable, Shared};
+use crate::engine::EngineError;
+use crate::node::cluster::{NodeInfo, UserCommand};
+
+/// How often nodes announce themselves.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A node not heard from for this long is gone.
+const NODE_TTL: Duration = Duration::from_secs(7);
+/// The longest a `channels` survey waits for answers.
+const SURVEY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Starts the control, heartbeat, survey and presence-refresh tasks.
+pub async fn start(shared: Arc<Shared>) -> Result<(), EngineError> {
+    let client = &shared.client;
+    let mut control =
+        client.subscribe(shared.layout.control_subject()).await.map_err(|e| unavailable("subscribe", e))?;
+    let mut nodes = client.subscribe(shared.layout.nodes_subject()).await.map_err(|e| unavailable("subscribe", e))?;
+    let mut survey =
+        client.subscribe(shared.layout.channels_survey_subject()).await.map_err(|e| unavailable("subscribe", e))?;
+    client.flush().await.map_err(|e| unavailable("flush", e))?;
+
+    let s = shared.clone();
+    let t1 = tokio::spawn(async move {
+        while let Some(msg) = control.next().await {
+            match serde_json::from_slice::<UserCommand>(&msg.payload) {
+                Ok(cmd) => s.handler.handle_command(&cmd),
+                Err(err) => tracing::warn!(%err, "undecodable control message"),
+            }
+        }
+    });
+    let s = shared.clone();
+    let t2 = tokio::spawn(async move {
+        while let Some(msg) = nodes.next().await {
+            if let Ok(info) = serde_json::from_slice::<NodeInfo>(&msg.payload) {
+                s.nodes.write().insert(info.uid.clone(), (info, Instant::now()));
+            }
+        }
+    });
+    let s = shared.clone();
+    let t3 = tokio::spawn(async move {
+        while let Some(msg) = survey.next().await {
+            let Some(reply) = msg.reply else { continue };
+            let body = serde_json::to_vec(&s.handler.local_channels()).unwrap_or_default();
+            if let Err(err) = s.client.publish(reply, body.into()).await {
+                tracing::debug!(%err, "survey reply failed");
+            }
+        }
+    });
+    let s = shared.clone();
+    let t4 = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        loop {
+            tick.tick().await;
+            let info = s.handler.node_info();
+            if let Ok(body) = serde_json::to_vec(&info) {
+                let _ = s.client.publish(s.layout.nodes_subject(), body.into()).await;
+            }
+            s.nodes.write().retain(|_, (_, seen)| seen.elapsed() < NODE_TTL);
+        }
+    });
+    let s = shared.clone();
+    let t5 = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(s.settings.presence_refresh.max(Duration::from_millis(100)));
+        loop {
+            tick.tick().await;
+            s.presence.refresh().await;
+        }
+    });
+    shared.tasks.lock().extend([t1, t2, t3, t4, t5]);
+    Ok(())
+}
+
+impl Shared {
+    pub(super) async fn publish_command(&self, command: &UserCommand) -> Result<(), EngineError> {
+        if !self.connected() {
+            return Err(EngineError::Unavailable("nats: not connected".into()));
+        }
+        let body = serde_json::to_vec(command).map_err(|e| unavailable("encode", e))?;
+        self.client.publish(self.layout.control_subject(), body.into()).await.map_err(|e| unavailable("publish", e))?;
+        self.client.flush().await.map_err(|e| unavailable("flush", e))
+    }
+
+    /// This node (always current) and every other node heard from recently.
+    pub(super) fn live_nodes(&self) -> Vec<NodeInfo> {
+        let me = self.handler.node_info();
+        let mut out = vec![me.clone()];
+        for (uid, (info, seen)) in self.nodes.read().iter() {
+            if *uid != me.uid && seen.elapsed() < NODE_TTL {
+                out.push(info.clone());
+            }
+        }
+        out
+    }
+
+    /// Asks every node for its channels and sums the subscriber counts.
+    pub(super) async fn survey_channels(&self) -> Result<Vec<(String, usize)>, EngineError> {
+        let expected = self.live_nodes().len();
+        let inbox = self.client.new_inbox();
+        let mut replies = self.client.subscribe(inbox.clone()).await.map_err(|e| unavailable("subscribe", e))?;
+        self.client
+            .publish_with_reply(self.layout.channels_survey_subject(), inbox, bytes::Bytes::new())
+            .await
+            .map_err(|e| unavailable("publish", e))?;
+        let mut totals = std::collections::HashMap::<String, usize>::new();
+        let deadline = tokio::time::Instant::now() + SURVEY_TIMEOUT;
+        let mut answered = 0;
+        while answered < expected {
+            match tokio::time::timeout_at(deadline, replies.next()).await {
+                Ok(Some(msg)) => {
+                    answered += 1;
+                    if let Ok(list) = serde_json::from_slice::<Vec<(String, usize)>>(&msg.payload) {
+                        for (name, n) in list {
+                            *totals.entry(name).or_default() += n;
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        Ok(totals.into_iter().collect())
+    }
+}

@@ -1,0 +1,272 @@
+//! Publishing into JetStream and reading channel history back.
+
+use async_nats::jetstream;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::stream::RawMessageErrorKind;
+use async_nats::HeaderMap;
+use serde::Deserialize;
+
+use super::{unavailable, NsStream, Shared, KIND, PREV};
+use crate::engine::{EngineError, HistoryOptions, HistoryQuery, PublishOptions, IDEMPOTENCY_WINDOW};
+use crate::node::channels::split_namespace;
+use crate::protocol::{ClientInfo, Payload, Publication, StreamPosition};
+
+/// Channels whose last offset this node caches before the cache starts over.
+const MAX_CACHED_CHANNELS: usize = 100_000;
+
+/// How often a publish retries after another writer moved the channel on.
+const MAX_CAS_RETRIES: usize = 16;
+
+/// The stored form of a publication (offset and chain live in the stream and headers).
+#[derive(Deserialize)]
+struct StoredPublication {
+    data: Payload,
+    #[serde(default)]
+    info: Option<ClientInfo>,
+    #[serde(default)]
+    tags: std::collections::HashMap<String, String>,
+}
+
+pub fn decode_publication(bytes: &[u8]) -> Result<Publication, serde_json::Error> {
+    let p: StoredPublication = serde_json::from_slice(bytes)?;
+    Ok(Publication { data: p.data, info: p.info, offset: 0, tags: p.tags, prev_offset: 0 })
+}
+
+fn encode_publication(p: &Publication) -> Result<bytes::Bytes, EngineError> {
+    serde_json::to_vec(p).map(bytes::Bytes::from).map_err(|e| unavailable("encode", e))
+}
+
+/// An epoch string from a stream's creation time.
+fn epoch_of(info: &jetstream::stream::Info) -> String {
+    format!("{:x}", info.created.unix_timestamp_nanos())
+}
+
+impl Shared {
+    /// Creates or updates a namespace's stream (idempotent) and records its epoch.
+    pub(super) async fn ensure_stream(
+        &self,
+        namespace: &str,
+        history: HistoryOptions,
+    ) -> Result<NsStream, EngineError> {
+        let config = jetstream::stream::Config {
+            name: self.layout.stream_name(namespace),
+            subjects: vec![self.layout.stream_subjects(namespace)],
+            max_messages_per_subject: history.size as i64,
+            max_age: history.ttl,
+            storage: self.settings.storage,
+            num_replicas: self.settings.replicas,
+            duplicate_window: IDEMPOTENCY_WINDOW,
+            allow_direct: true,
+            republish: Some(jetstream::stream::Republish {
+                source: self.layout.stream_subjects(namespace),
+                destination: self.layout.republish_destination(namespace),
+                headers_only: false,
+            }),
+            ..Default::default()
+        };
+        let info = self.js.create_or_update_stream(config).await.map_err(|e| unavailable("create stream", e))?;
+        let mut stream = self.js.get_stream(&info.config.name).await.map_err(|e| unavailable("get stream", e))?;
+        let info = stream.info().await.map_err(|e| unavailable("stream info", e))?;
+        let ns = NsStream { epoch: epoch_of(info), stream };
+        self.streams.write().insert(namespace.to_string(), ns.clone());
+        Ok(ns)
+    }
+
+    /// The stream of the channel's namespace (created on first use if needed).
+    async fn stream_for(&self, namespace: &str) -> Result<NsStream, EngineError> {
+        if let Some(s) = self.streams.read().get(namespace) {
+            return Ok(s.clone());
+        }
+        let options = self
+            .config
+            .namespace(namespace)
+            .ok_or_else(|| EngineError::Unavailable(format!("namespace {namespace:?} has no history stream")))?;
+        self.ensure_stream(namespace, crate::node::history_options(&self.config, options)).await
+    }
+
+    /// The channel's last stored sequence (what the next write must expect) and its top
+    /// publication offset (what the next publication chains to): they differ when the last
+    /// stored message is a position mark left by `history_remove`. `(0, 0)`: nothing stored.
+    async fn last_stored(&self, ns: &NsStream, subject: &str) -> Result<(u64, u64), EngineError> {
+        match ns.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) if m.headers.get(KIND).is_some() => {
+                let prev = m.headers.get(PREV).and_then(|v| v.as_str().parse::<u64>().ok()).unwrap_or(0);
+                Ok((m.sequence, prev))
+            }
+            Ok(m) => Ok((m.sequence, m.sequence)),
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok((0, 0)),
+            Err(e) => Err(unavailable("last message", e)),
+        }
+    }
+
+    pub(super) async fn publish(
+        &self,
+        channel: &str,
+        publication: Publication,
+        options: &PublishOptions,
+    ) -> Result<StreamPosition, EngineError> {
+        if !self.connected() {
+            return Err(EngineError::Unavailable("nats: not connected".into()));
+        }
+        let namespace = split_namespace(channel).0;
+        let payload = encode_publication(&publication)?;
+        if options.history.size == 0 {
+            let subject = self.layout.live_subject(namespace, channel);
+            self.client.publish(subject, payload).await.map_err(|e| unavailable("publish", e))?;
+            return Ok(StreamPosition::default());
+        }
+        let ns = self.stream_for(namespace).await?;
+        let subject = self.layout.history_subject(namespace, channel);
+        let _serial = self.publish_lock(channel).lock().await;
+        let cached = self.last_offsets.lock().get(channel).copied();
+        let (mut expect, mut prev) = match cached {
+            Some(p) => p,
+            None => self.last_stored(&ns, &subject).await?,
+        };
+        for _ in 0..MAX_CAS_RETRIES {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Expected-Last-Subject-Sequence", expect.to_string().as_str());
+            headers.insert(PREV, prev.to_string().as_str());
+            if let Some(key) = &options.idempotency_key {
+                headers.insert("Nats-Msg-Id", format!("{channel}\u{1f}{key}").as_str());
+            }
+            let ack = match self.js.publish_with_headers(subject.clone(), headers, payload.clone()).await {
+                Ok(fut) => fut.await,
+                Err(e) => return Err(unavailable("publish", e)),
+            };
+            match ack {
+                Ok(ack) => {
+                    if !ack.duplicate {
+                        let mut cache = self.last_offsets.lock();
+                        if cache.len() >= MAX_CACHED_CHANNELS {
+                            cache.clear();
+                        }
+                        cache.insert(channel.to_string(), (ack.sequence, ack.sequence));
+                    }
+                    return Ok(StreamPosition { offset: ack.sequence, epoch: ns.epoch.clone() });
+                }
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                    (expect, prev) = self.last_stored(&ns, &subject).await?;
+                }
+                Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                    self.streams.write().remove(namespace);
+                    return Err(unavailable("publish", e));
+                }
+                Err(e) => return Err(unavailable("publish", e)),
+            }
+        }
+        Err(EngineError::Unavailable(format!("nats: channel {channel:?} is contended; publish not stored")))
+    }
+
+    pub(super) async fn publish_join_leave(
+        &self,
+        channel: &str,
+        kind: &str,
+        info: &ClientInfo,
+    ) -> Result<(), EngineError> {
+        let namespace = split_namespace(channel).0;
+        let mut headers = HeaderMap::new();
+        headers.insert(KIND, kind);
+        let payload = serde_json::to_vec(info).map_err(|e| unavailable("encode", e))?;
+        self.client
+            .publish_with_headers(self.layout.live_subject(namespace, channel), headers, payload.into())
+            .await
+            .map_err(|e| unavailable("publish", e))
+    }
+
+    /// Stored messages of a channel after `after` (oldest first), at most `limit`.
+    async fn read_after(
+        &self,
+        ns: &NsStream,
+        subject: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, HeaderMap, bytes::Bytes)>, EngineError> {
+        let mut out = Vec::new();
+        let mut from = after + 1;
+        while out.len() < limit {
+            match ns.stream.get_first_raw_message_by_subject(subject, from).await {
+                Ok(m) => {
+                    from = m.sequence + 1;
+                    out.push((m.sequence, m.headers, m.payload));
+                }
+                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
+                Err(e) => return Err(unavailable("read history", e)),
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+    ) -> Result<(Vec<Publication>, StreamPosition), EngineError> {
+        let namespace = split_namespace(channel).0;
+        let ns = self.stream_for(namespace).await?;
+        let subject = self.layout.history_subject(namespace, channel);
+        let (_, top) = self.last_stored(&ns, &subject).await?;
+        let position = StreamPosition { offset: top, epoch: ns.epoch.clone() };
+        if let Some(since) = &query.since {
+            if !since.epoch.is_empty() && since.epoch != ns.epoch {
+                return Err(EngineError::Unrecoverable);
+            }
+        }
+        let limit = query.limit.unwrap_or(usize::MAX);
+        if limit == 0 || top == 0 {
+            return Ok((Vec::new(), position));
+        }
+        let history_cap = self.config.namespace(namespace).map_or(0, |o| o.history_size).max(1);
+        let raw = if query.reverse {
+            // Newest first: read the (bounded) retained window and take from the end.
+            let below = query.since.as_ref().map_or(u64::MAX, |s| s.offset);
+            let mut all = self.read_after(&ns, &subject, 0, history_cap + 1).await?;
+            all.retain(|(seq, _, _)| *seq < below);
+            all.reverse();
+            all.truncate(limit);
+            all
+        } else {
+            let after = query.since.as_ref().map_or(0, |s| s.offset);
+            self.read_after(&ns, &subject, after, limit.min(history_cap + 1)).await?
+        };
+        let mut pubs = Vec::with_capacity(raw.len());
+        for (seq, headers, payload) in raw {
+            // Position marks only anchor writes; publications chain past them.
+            if headers.get(KIND).is_some() {
+                continue;
+            }
+            let mut p = decode_publication(&payload).map_err(|e| unavailable("decode history", e))?;
+            p.offset = seq;
+            p.prev_offset = headers.get(PREV).and_then(|v| v.as_str().parse::<u64>().ok()).unwrap_or(0);
+            pubs.push(p);
+        }
+        Ok((pubs, position))
+    }
+
+    /// Drops a channel's publications but keeps its position: the subject is purged and a
+    /// mark continues the offset chain.
+    pub(super) async fn remove_history(&self, channel: &str) -> Result<(), EngineError> {
+        let namespace = split_namespace(channel).0;
+        let ns = self.stream_for(namespace).await?;
+        let subject = self.layout.history_subject(namespace, channel);
+        let _serial = self.publish_lock(channel).lock().await;
+        let (_, top) = self.last_stored(&ns, &subject).await?;
+        ns.stream.purge().filter(subject.clone()).await.map_err(|e| unavailable("purge", e))?;
+        if top == 0 {
+            return Ok(());
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(KIND, "mark");
+        headers.insert(PREV, top.to_string().as_str());
+        headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers, bytes::Bytes::new())
+            .await
+            .map_err(|e| unavailable("mark", e))?
+            .await
+            .map_err(|e| unavailable("mark", e))?;
+        self.last_offsets.lock().insert(channel.to_string(), (ack.sequence, top));
+        Ok(())
+    }
+}

@@ -1,0 +1,378 @@
+//! The NATS JetStream engine: many edge nodes share publications, history, presence and
+//! server-side actions through one NATS (cluster).
+//!
+//! Layout (prefix `gyre`, see [`subjects`]):
+//! - namespaces with history: stream `gyre_H_<ns>` captures `gyre.h.<ns>.<channel>`, keeps
+//!   `history_size` messages per channel for `history_ttl`, and re-publishes every stored
+//!   message to `gyre.l.<ns>.<channel>`; the stream sequence is the publication's offset and
+//!   each message carries the previous offset of its channel (`Gyre-Prev`), so continuity and
+//!   recovery are exact. Writers chain per channel with `Nats-Expected-Last-Subject-Sequence`.
+//! - namespaces without history: publications go straight to `gyre.l.<ns>.<channel>`.
+//! - nodes subscribe to `gyre.l.…` only for channels with local subscribers.
+//! - presence: KV bucket `gyre_presence`, key `<channel>.<client>`, TTL refreshed by the
+//!   owning node; join/leave travel on the live subject.
+//! - `gyre.control` carries server API actions on users; `gyre.nodes` heartbeats build `info`;
+//!   `gyre.survey.channels` gathers `channels`.
+
+mod cluster;
+mod history;
+mod presence;
+pub mod subjects;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_trait::async_trait;
+use parking_lot::{Mutex, RwLock};
+use tokio::task::JoinHandle;
+
+use super::{Broker, BrokerEventHandler, EngineError, HistoryQuery, PresenceManager, PublishOptions};
+use crate::config::Config;
+use crate::node::cluster::{NodeInfo, UserCommand};
+use crate::protocol::{ClientInfo, Publication, StreamPosition};
+use subjects::Layout;
+
+/// Header naming what a live message is (`join`, `leave`, `mark`); absent for publications.
+const KIND: &str = "Gyre-Kind";
+/// Header with the previous offset of the channel.
+const PREV: &str = "Gyre-Prev";
+
+fn unavailable(what: &str, err: impl std::fmt::Display) -> EngineError {
+    EngineError::Unavailable(format!("nats: {what}: {err}"))
+}
+
+/// NATS settings from the flat config.
+#[derive(Debug, Clone)]
+pub struct NatsSettings {
+    pub urls: String,
+    pub prefix: String,
+    pub storage: jetstream::stream::StorageType,
+    pub replicas: usize,
+    pub presence_ttl: Duration,
+    pub presence_refresh: Duration,
+}
+
+impl NatsSettings {
+    pub fn from_config(c: &Config) -> Self {
+        Self {
+            urls: c.nats_url.clone(),
+            prefix: c.nats_prefix.clone(),
+            storage: if c.nats_storage == "memory" {
+                jetstream::stream::StorageType::Memory
+            } else {
+                jetstream::stream::StorageType::File
+            },
+            replicas: c.nats_replicas.max(1),
+            presence_ttl: c.nats_presence_ttl.0,
+            presence_refresh: c.client_presence_update_interval.0.min(c.nats_presence_ttl.0 / 2),
+        }
+    }
+}
+
+/// Connection options (credentials, TLS) from the flat config.
+async fn connect_options(c: &Config) -> anyhow::Result<async_nats::ConnectOptions> {
+    let mut o = async_nats::ConnectOptions::new()
+        .name("gyre")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("nats connected"),
+                async_nats::Event::Disconnected => tracing::warn!("nats disconnected; reconnecting"),
+                other => tracing::info!(event = %other, "nats event"),
+            }
+        });
+    if !c.nats_user.is_empty() {
+        o = o.user_and_password(c.nats_user.clone(), c.nats_password.clone());
+    }
+    if !c.nats_token.is_empty() {
+        o = o.token(c.nats_token.clone());
+    }
+    if !c.nats_nkey_seed.is_empty() {
+        o = o.nkey(c.nats_nkey_seed.clone());
+    }
+    if !c.nats_creds_file.is_empty() {
+        o = o
+            .credentials_file(&c.nats_creds_file)
+            .await
+            .map_err(|e| anyhow::anyhow!("key `nats_creds_file`: cannot read {}: {e}", c.nats_creds_file))?;
+    }
+    if !c.nats_tls_ca.is_empty() {
+        o = o.add_root_certificates(c.nats_tls_ca.clone().into()).require_tls(true);
+    }
+    if !c.nats_tls_cert.is_empty() {
+        o = o.add_client_certificate(c.nats_tls_cert.clone().into(), c.nats_tls_key.clone().into()).require_tls(true);
+    }
+    Ok(o)
+}
+
+/// One namespace's history stream and its epoch (derived from the stream's creation time, so
+/// a re-created stream has a new epoch).
+#[derive(Clone)]
+struct NsStream {
+    stream: jetstream::stream::Stream,
+    epoch: String,
+}
+
+/// Everything the engine tasks share.
+pub struct Shared {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    layout: Layout,
+    settings: NatsSettings,
+    handler: Arc<dyn BrokerEventHandler>,
+    config: Arc<Config>,
+    streams: RwLock<HashMap<String, NsStream>>,
+    /// Live subscriptions by channel.
+    live: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// Last known offset per channel on this node's publish path (a cache; the stream is the
+    /// truth and a stale value only costs a retry).
+    last_offsets: Mutex<HashMap<String, (u64, u64)>>,
+    /// Serializes this node's publishes per channel (hashed), so it does not race itself.
+    publish_locks: Vec<tokio::sync::Mutex<()>>,
+    presence: presence::Presence,
+    nodes: RwLock<HashMap<String, (NodeInfo, std::time::Instant)>>,
+    ready: std::sync::atomic::AtomicBool,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// The NATS engine (broker and presence manager).
+pub struct NatsEngine {
+    shared: Arc<Shared>,
+}
+
+impl NatsEngine {
+    /// Connects (retrying in the background when NATS is not reachable yet) and starts the
+    /// engine's tasks; readiness stays false until streams and buckets exist.
+    pub async fn start(config: Arc<Config>, handler: Arc<dyn BrokerEventHandler>) -> anyhow::Result<Self> {
+        let settings = NatsSettings::from_config(&config);
+        let options = connect_options(&config).await?;
+        let urls: Vec<String> =
+            settings.urls.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        let client = options
+            .connect(urls.as_slice())
+            .await
+            .map_err(|e| anyhow::anyhow!("key `nats_url`: cannot connect to {}: {e}", settings.urls))?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(Duration::from_secs(3));
+        let layout = Layout { prefix: settings.prefix.clone() };
+        let shared = Arc::new(Shared {
+            presence: presence::Presence::new(js.clone(), layout.clone()),
+            client,
+            js,
+            layout,
+            settings,
+            handler,
+            config,
+            streams: RwLock::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
+            last_offsets: Mutex::new(HashMap::new()),
+            publish_locks: (0..256).map(|_| tokio::sync::Mutex::new(())).collect(),
+            nodes: RwLock::new(HashMap::new()),
+            ready: std::sync::atomic::AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let setup = tokio::spawn(Shared::setup_loop(shared.clone()));
+        shared.tasks.lock().push(setup);
+        Ok(Self { shared })
+    }
+}
+
+impl Drop for NatsEngine {
+    fn drop(&mut self) {
+        for t in self.shared.tasks.lock().drain(..) {
+            t.abort();
+        }
+        for (_, t) in self.shared.live.lock().drain() {
+            t.abort();
+        }
+    }
+}
+
+impl Shared {
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Creates streams and the presence bucket (retrying until NATS answers), then starts the
+    /// cluster tasks.
+    async fn setup_loop(self: Arc<Self>) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.ensure_all().await {
+                Ok(()) => break,
+                Err(err) => {
+                    tracing::warn!(%err, "nats engine not ready; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        if let Err(err) = cluster::start(self.clone()).await {
+            tracing::error!(%err, "nats cluster tasks failed to start");
+            return;
+        }
+        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!(prefix = %self.layout.prefix, "nats engine ready");
+    }
+
+    async fn ensure_all(&self) -> Result<(), EngineError> {
+        let config = self.config.clone();
+        let all = std::iter::once(("", &config.channel))
+            .chain(config.namespaces.iter().map(|n| (n.name.as_str(), &n.options)));
+        for (name, options) in all {
+            if options.history_enabled() {
+                let history = crate::node::history_options(&config, options);
+                self.ensure_stream(name, history).await?;
+            }
+        }
+        self.presence.ensure(&self.settings).await
+    }
+
+    fn publish_lock(&self, channel: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(channel);
+        &self.publish_locks[(h as usize) % self.publish_locks.len()]
+    }
+
+    /// Subscribes this node to a channel's live subject and dispatches what arrives.
+    async fn listen(self: &Arc<Self>, channel: &str) -> Result<(), EngineError> {
+        let rules = crate::node::channels::split_namespace(channel).0.to_string();
+        let subject = self.layout.live_subject(&rules, channel);
+        let mut sub = self.client.subscribe(subject).await.map_err(|e| unavailable("subscribe", e))?;
+        // The subscription is active at the server once the flush returns, so a history read
+        // made after this cannot miss what is published later.
+        self.client.flush().await.map_err(|e| unavailable("flush", e))?;
+        let shared = self.clone();
+        let ch = channel.to_string();
+        let task = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(msg) = sub.next().await {
+                shared.dispatch(&ch, &rules, msg);
+            }
+        });
+        if let Some(old) = self.live.lock().insert(channel.to_string(), task) {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    /// Hands one live message to the hub.
+    fn dispatch(&self, channel: &str, namespace: &str, msg: async_nats::Message) {
+        let headers = msg.headers.as_ref();
+        let header =
+            |name: async_nats::header::HeaderName| headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
+        let custom = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
+        let kind = custom(KIND);
+        match kind.as_deref() {
+            Some("join") | Some("leave") => {
+                let Ok(info) = serde_json::from_slice::<ClientInfo>(&msg.payload) else { return };
+                if kind.as_deref() == Some("join") {
+                    self.handler.handle_join(channel, &info);
+                } else {
+                    self.handler.handle_leave(channel, &info);
+                }
+            }
+            kind => {
+                let seq = header(async_nats::header::NATS_SEQUENCE).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                let prev = custom(PREV).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                if kind == Some("mark") {
+                    // Position marks anchor writes only; publications chain past them.
+                    return;
+                }
+                let epoch = self.streams.read().get(namespace).map(|s| s.epoch.clone()).unwrap_or_default();
+                let position = StreamPosition { offset: seq, epoch };
+                let Ok(mut publication) = history::decode_publication(&msg.payload) else {
+                    tracing::warn!(channel, "undecodable publication on the live subject");
+                    return;
+                };
+                publication.offset = seq;
+                publication.prev_offset = prev;
+                self.handler.handle_publication(channel, Arc::new(publication), &position);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Broker for NatsEngine {
+    async fn publish(
+        &self,
+        channel: &str,
+        publication: Publication,
+        options: &PublishOptions,
+    ) -> Result<StreamPosition, EngineError> {
+        self.shared.publish(channel, publication, options).await
+    }
+
+    async fn publish_join(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
+        self.shared.publish_join_leave(channel, "join", &info).await
+    }
+
+    async fn publish_leave(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
+        self.shared.publish_join_leave(channel, "leave", &info).await
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
+        self.shared.listen(channel).await
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
+        if let Some(task) = self.shared.live.lock().remove(channel) {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+    ) -> Result<(Vec<Publication>, StreamPosition), EngineError> {
+        self.shared.history(channel, query).await
+    }
+
+    async fn remove_history(&self, channel: &str) -> Result<(), EngineError> {
+        self.shared.remove_history(channel).await
+    }
+
+    async fn publish_command(&self, command: &UserCommand) -> Result<(), EngineError> {
+        self.shared.publish_command(command).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
+        Ok(self.shared.live_nodes())
+    }
+
+    async fn channels(&self) -> Result<Vec<(String, usize)>, EngineError> {
+        self.shared.survey_channels().await
+    }
+
+    fn is_ready(&self) -> bool {
+        self.shared.ready.load(std::sync::atomic::Ordering::SeqCst) && self.shared.connected()
+    }
+}
+
+#[async_trait]
+impl PresenceManager for NatsEngine {
+    async fn add_presence(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
+        self.shared.presence.add(channel, info).await
+    }
+
+    async fn remove_presence(&self, channel: &str, client: &str) -> Result<(), EngineError> {
+        self.shared.presence.remove(channel, client).await
+    }
+
+    async fn presence(&self, channel: &str) -> Result<HashMap<String, ClientInfo>, EngineError> {
+        self.shared.presence.list(channel).await
+    }
+
+    async fn presence_stats(&self, channel: &str) -> Result<(u32, u32), EngineError> {
+        let all = self.shared.presence.list(channel).await?;
+        let users: std::collections::HashSet<&str> = all.values().map(|i| i.user.as_str()).collect();
+        Ok((all.len() as u32, users.len() as u32))
+    }
+}

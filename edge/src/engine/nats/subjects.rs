@@ -1,0 +1,105 @@
+//! Subject, stream and key names. Channel names may hold characters NATS forbids in subjects
+//! (`.`, `*`, `>`, spaces) or KV keys, so each channel becomes one base64url token.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+/// One subject token for a channel or namespace name.
+pub fn token(name: &str) -> String {
+    URL_SAFE_NO_PAD.encode(name.as_bytes())
+}
+
+/// The name back from its token.
+pub fn untoken(token: &str) -> Option<String> {
+    String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()
+}
+
+/// The namespace part of subjects: `_` for channels without a namespace (no base64url token
+/// of a real, at least two-character namespace name is a single character).
+pub fn ns_token(namespace: &str) -> String {
+    if namespace.is_empty() {
+        "_".to_string()
+    } else {
+        token(namespace)
+    }
+}
+
+/// Names of everything Gyre keeps in NATS under one prefix.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub prefix: String,
+}
+
+impl Layout {
+    /// Where a history namespace's publications are stored (captured by its stream).
+    pub fn history_subject(&self, namespace: &str, channel: &str) -> String {
+        format!("{}.h.{}.{}", self.prefix, ns_token(namespace), token(channel))
+    }
+
+    /// Where nodes listen for a channel: publications (republished by the stream, or published
+    /// directly without history), join and leave.
+    pub fn live_subject(&self, namespace: &str, channel: &str) -> String {
+        format!("{}.l.{}.{}", self.prefix, ns_token(namespace), token(channel))
+    }
+
+    /// The stream of a namespace with history.
+    pub fn stream_name(&self, namespace: &str) -> String {
+        let ns = if namespace.is_empty() { "_".to_string() } else { token(namespace) };
+        format!("{}_H_{}", self.prefix.replace(['.', '*', '>', ' '], "_"), ns)
+    }
+
+    pub fn stream_subjects(&self, namespace: &str) -> String {
+        format!("{}.h.{}.>", self.prefix, ns_token(namespace))
+    }
+
+    pub fn republish_destination(&self, namespace: &str) -> String {
+        format!("{}.l.{}.>", self.prefix, ns_token(namespace))
+    }
+
+    /// The presence stream.
+    pub fn presence_bucket(&self) -> String {
+        format!("{}_PRESENCE", self.prefix.replace(['.', '*', '>', ' '], "_"))
+    }
+
+    pub fn presence_subjects(&self) -> String {
+        format!("{}.presence.>", self.prefix)
+    }
+
+    /// Presence entry of one client in one channel.
+    pub fn presence_subject(&self, channel: &str, client: &str) -> String {
+        format!("{}.presence.{}.{}", self.prefix, token(channel), client)
+    }
+
+    /// Every presence entry of a channel.
+    pub fn presence_channel_filter(&self, channel: &str) -> String {
+        format!("{}.presence.{}.*", self.prefix, token(channel))
+    }
+
+    pub fn control_subject(&self) -> String {
+        format!("{}.control", self.prefix)
+    }
+
+    pub fn nodes_subject(&self) -> String {
+        format!("{}.nodes", self.prefix)
+    }
+
+    pub fn channels_survey_subject(&self) -> String {
+        format!("{}.survey.channels", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn awkward_channels_become_single_valid_tokens() {
+        for ch in ["chat:a.b", "x *>", "ünï", "$p:#42,43", "a/b"] {
+            let t = token(ch);
+            assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{t}");
+            assert_eq!(untoken(&t).as_deref(), Some(ch));
+        }
+        let l = Layout { prefix: "gyre".into() };
+        assert_eq!(l.live_subject("", "news"), "gyre.l._.bmV3cw");
+    }
+}
