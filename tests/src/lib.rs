@@ -4,6 +4,7 @@
 //! Every spawned process is killed on drop and every wait has a timeout.
 
 pub mod interop;
+pub mod nats;
 pub mod ws;
 
 use std::io::{BufRead, BufReader};
@@ -206,6 +207,33 @@ impl Gyre {
         let reply = c.command(json!({"connect": {"token": token(user, json!({}))}})).await;
         assert!(reply.get("connect").is_some(), "connect failed: {reply}");
         (c, reply)
+    }
+
+    /// Waits until `/health` answers 200 (the engine is connected and set up).
+    pub async fn wait_ready(&self) {
+        let url = format!("{}/health", self.internal_base());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.http.get(&url).send().await {
+                if r.status().as_u16() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("gyre not ready within 20s; its log:\n{}", self.logs());
+    }
+
+    /// `/health` status code.
+    pub async fn health(&self) -> u16 {
+        let url = format!("{}/health", self.internal_base());
+        self.http.get(&url).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    }
+
+    /// SIGKILL: the node dies without telling anyone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Everything gyre logged so far.

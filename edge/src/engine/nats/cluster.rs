@@ -39,7 +39,12 @@ pub async fn start(shared: Arc<Shared>) -> Result<(), EngineError> {
     let t2 = tokio::spawn(async move {
         while let Some(msg) = nodes.next().await {
             if let Ok(info) = serde_json::from_slice::<NodeInfo>(&msg.payload) {
-                s.nodes.write().insert(info.uid.clone(), (info, Instant::now()));
+                let uid = info.uid.clone();
+                let new = s.nodes.write().insert(uid.clone(), (info, Instant::now())).is_none();
+                // Answer a newcomer at once so every node knows every other within a moment.
+                if new && uid != s.handler.node_info().uid {
+                    s.announce().await;
+                }
             }
         }
     });
@@ -58,10 +63,7 @@ pub async fn start(shared: Arc<Shared>) -> Result<(), EngineError> {
         let mut tick = tokio::time::interval(HEARTBEAT);
         loop {
             tick.tick().await;
-            let info = s.handler.node_info();
-            if let Ok(body) = serde_json::to_vec(&info) {
-                let _ = s.client.publish(s.layout.nodes_subject(), body.into()).await;
-            }
+            s.announce().await;
             s.nodes.write().retain(|_, (_, seen)| seen.elapsed() < NODE_TTL);
         }
     });
@@ -78,6 +80,13 @@ pub async fn start(shared: Arc<Shared>) -> Result<(), EngineError> {
 }
 
 impl Shared {
+    /// Publishes this node's heartbeat.
+    async fn announce(&self) {
+        if let Ok(body) = serde_json::to_vec(&self.handler.node_info()) {
+            let _ = self.client.publish(self.layout.nodes_subject(), body.into()).await;
+        }
+    }
+
     pub(super) async fn publish_command(&self, command: &UserCommand) -> Result<(), EngineError> {
         if !self.connected() {
             return Err(EngineError::Unavailable("nats: not connected".into()));

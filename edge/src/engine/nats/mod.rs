@@ -38,6 +38,8 @@ use subjects::Layout;
 const KIND: &str = "Gyre-Kind";
 /// Header with the previous offset of the channel.
 const PREV: &str = "Gyre-Prev";
+/// The longest an API publish waits for NATS.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn unavailable(what: &str, err: impl std::fmt::Display) -> EngineError {
     EngineError::Unavailable(format!("nats: {what}: {err}"))
@@ -305,7 +307,11 @@ impl Broker for NatsEngine {
         publication: Publication,
         options: &PublishOptions,
     ) -> Result<StreamPosition, EngineError> {
-        self.shared.publish(channel, publication, options).await
+        // Bounded: a publish during a NATS outage fails within this time instead of hanging.
+        match tokio::time::timeout(PUBLISH_TIMEOUT, self.shared.publish(channel, publication, options)).await {
+            Ok(r) => r,
+            Err(_) => Err(EngineError::Unavailable(format!("nats: publish to {channel:?} timed out"))),
+        }
     }
 
     async fn publish_join(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {

@@ -1,0 +1,153 @@
+//! Real `nats-server` processes for the NATS engine tests: JetStream on, own ports and store
+//! directories, clusters of three, kill and restart.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const HINT: &str = "nats-server is not installed: install Debian's package (apt-get install nats-server); \
+                    the README's test command does";
+
+/// A port that was free a moment ago (nats-server needs it before it starts, for restarts
+/// and cluster routes).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// One nats-server process; killed on drop.
+pub struct NatsServer {
+    child: Option<Child>,
+    pub port: u16,
+    args: Vec<String>,
+    _dir: Arc<tempfile::TempDir>,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl NatsServer {
+    /// A single JetStream server.
+    pub fn start() -> NatsServer {
+        Self::start_on(free_port())
+    }
+
+    /// A single JetStream server on a given port.
+    pub fn start_on(port: u16) -> NatsServer {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let args = vec![
+            "-js".to_string(),
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-sd".into(),
+            dir.path().join("js").display().to_string(),
+        ];
+        let mut s = NatsServer { child: None, port, args, _dir: dir, logs: Arc::default() };
+        s.spawn();
+        s
+    }
+
+    /// A three-node JetStream cluster.
+    pub fn cluster() -> Vec<NatsServer> {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let routes = ports.iter().map(|(_, c)| format!("nats://127.0.0.1:{c}")).collect::<Vec<_>>().join(",");
+        let mut servers: Vec<NatsServer> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (port, cluster))| NatsServer {
+                child: None,
+                port: *port,
+                args: vec![
+                    "-js".into(),
+                    "-a".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                    "-n".into(),
+                    format!("n{i}"),
+                    "-sd".into(),
+                    dir.path().join(format!("js{i}")).display().to_string(),
+                    "--cluster_name".into(),
+                    "gyre-test".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{cluster}"),
+                    "--routes".into(),
+                    routes.clone(),
+                ],
+                _dir: dir.clone(),
+                logs: Arc::default(),
+            })
+            .collect();
+        for s in &mut servers {
+            s.spawn_no_wait();
+        }
+        for s in &mut servers {
+            s.wait_ready();
+        }
+        servers
+    }
+
+    fn spawn_no_wait(&mut self) {
+        let mut child = Command::new("nats-server")
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start nats-server ({e}): {HINT}"));
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = self.logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                logs.lock().map(|mut l| l.push(line)).ok();
+            }
+        });
+        self.child = Some(child);
+    }
+
+    fn spawn(&mut self) {
+        self.spawn_no_wait();
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.logs.lock().map(|l| l.iter().any(|x| x.contains("Server is ready"))).unwrap_or(false) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nats-server on port {} not ready within 20s:\n{}", self.port, self.logs());
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// SIGKILL: the server vanishes without a goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same port with the same store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.logs.lock().map(|mut l| l.clear()).ok();
+        self.spawn();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,321 @@
+//! The NATS JetStream engine: several gyre nodes over real nats-server processes.
+
+use std::time::Duration;
+
+use gyre_tests::nats::NatsServer;
+use gyre_tests::{merge, Gyre, WsClient};
+use serde_json::{json, Value};
+
+/// A gyre node on the NATS engine.
+async fn node(nats_url: &str, name: &str, patch: Value) -> Gyre {
+    let mut p = json!({"engine": "nats", "nats_url": nats_url, "name": name, "nats_storage": "memory"});
+    merge(&mut p, patch);
+    let g = Gyre::start(p);
+    g.wait_ready().await;
+    g
+}
+
+async fn nodes(nats_url: &str, n: usize, patch: Value) -> Vec<Gyre> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(node(nats_url, &format!("edge-{i}"), patch.clone()).await);
+    }
+    out
+}
+
+async fn subscribed(g: &Gyre, user: &str, channel: &str, extra: Value) -> (WsClient, Value) {
+    let (mut c, _) = g.connected(user).await;
+    let mut sub = json!({"channel": channel});
+    merge(&mut sub, extra);
+    let r = c.command(json!({"subscribe": sub})).await;
+    assert!(r.get("subscribe").is_some(), "{r}");
+    (c, r["subscribe"].clone())
+}
+
+async fn publish(g: &Gyre, channel: &str, data: Value) -> Value {
+    let (status, body) = g.api("publish", json!({"channel": channel, "data": data})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("result").is_some(), "publish failed: {body}");
+    body["result"].clone()
+}
+
+async fn presence_clients(g: &Gyre, channel: &str) -> Value {
+    g.api("presence_stats", json!({"channel": channel})).await.1["result"]["num_clients"].clone()
+}
+
+/// Polls `check` (async) every 50 ms for up to `secs`.
+macro_rules! eventually {
+    ($secs:expr, $check:expr) => {{
+        let deadline = tokio::time::Instant::now() + Duration::from_secs($secs);
+        loop {
+            if $check {
+                break true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }};
+}
+
+#[tokio::test]
+async fn three_nodes_deliver_in_the_same_order_with_identical_offsets() {
+    let nats = NatsServer::start();
+    let edges = nodes(&nats.url(), 3, json!({})).await;
+    // A channel name with characters NATS subjects forbid.
+    let channel = "chat:room.1 *>";
+    let mut clients = Vec::new();
+    for (i, g) in edges.iter().enumerate() {
+        clients.push(subscribed(g, &format!("u{i}"), channel, json!({})).await.0);
+    }
+    for n in 0..30 {
+        publish(&edges[n % 3], channel, json!({"n": n})).await;
+    }
+    let mut seen: Vec<Vec<(u64, Value)>> = Vec::new();
+    for c in &mut clients {
+        let mut got = Vec::new();
+        while got.len() < 30 {
+            let p = c.next_push().await;
+            if p.get("pub").is_some() {
+                got.push((p["pub"]["offset"].as_u64().unwrap_or(0), p["pub"]["data"]["n"].clone()));
+            }
+        }
+        seen.push(got);
+    }
+    assert!(seen[0].windows(2).all(|w| w[0].0 < w[1].0), "offsets increase: {:?}", seen[0]);
+    assert_eq!(seen[0].iter().map(|x| x.1.clone()).collect::<Vec<_>>(), (0..30).map(|n| json!(n)).collect::<Vec<_>>());
+    assert_eq!(seen[0], seen[1], "node 0 and node 1 disagree");
+    assert_eq!(seen[0], seen[2], "node 0 and node 2 disagree");
+}
+
+#[tokio::test]
+async fn a_client_that_moves_to_another_node_recovers_exactly() {
+    let nats = NatsServer::start();
+    let edges = nodes(&nats.url(), 2, json!({})).await;
+    let (mut c, sub) = subscribed(&edges[0], "42", "chat:move", json!({})).await;
+    let epoch = sub["epoch"].as_str().unwrap().to_string();
+    publish(&edges[1], "chat:move", json!(1)).await;
+    let first = c.next_push().await;
+    let offset = first["pub"]["offset"].as_u64().unwrap();
+    drop(c);
+    let mut missed = Vec::new();
+    for n in 2..=4 {
+        missed.push(publish(&edges[1], "chat:move", json!(n)).await["offset"].clone());
+    }
+    let (mut c, _) = edges[1].connected("42").await;
+    let r = c
+        .command(json!({"subscribe": {"channel": "chat:move", "recover": true, "offset": offset, "epoch": epoch}}))
+        .await;
+    let s = &r["subscribe"];
+    assert_eq!(s["recovered"], true, "{r}");
+    let got: Vec<Value> = s["publications"].as_array().unwrap().iter().map(|p| p["offset"].clone()).collect();
+    assert_eq!(got, missed);
+    // History trimmed past the client's position: honestly not recovered.
+    for n in 0..12 {
+        publish(&edges[0], "small:move", json!(n)).await;
+    }
+    let (_, body) = edges[0].api("history", json!({"channel": "small:move", "limit": -1})).await;
+    let pubs = body["result"]["publications"].as_array().unwrap().clone();
+    assert_eq!(pubs.len(), 2, "history_size 2: {body}");
+    let old = pubs[0]["offset"].as_u64().unwrap() - 5;
+    let r = c.command(json!({"subscribe": {"channel": "small:move", "recover": true, "offset": old, "epoch": body["result"]["epoch"]}})).await;
+    assert_eq!(r["subscribe"]["recovered"], Value::Null, "{r}");
+}
+
+#[tokio::test]
+async fn history_api_and_remove_keep_positions_on_nats() {
+    let nats = NatsServer::start();
+    let g = node(&nats.url(), "h", json!({})).await;
+    let mut offsets = Vec::new();
+    for n in 1..=5 {
+        offsets.push(publish(&g, "chat:h", json!(n)).await["offset"].as_u64().unwrap());
+    }
+    let (_, b) = g.api("history", json!({"channel": "chat:h", "limit": 2, "reverse": true})).await;
+    let rev: Vec<u64> =
+        b["result"]["publications"].as_array().unwrap().iter().map(|p| p["offset"].as_u64().unwrap()).collect();
+    assert_eq!(rev, vec![offsets[4], offsets[3]]);
+    let epoch = b["result"]["epoch"].clone();
+    let (_, b) = g
+        .api("history", json!({"channel": "chat:h", "limit": 10, "since": {"offset": offsets[1], "epoch": epoch}}))
+        .await;
+    let fwd: Vec<u64> =
+        b["result"]["publications"].as_array().unwrap().iter().map(|p| p["offset"].as_u64().unwrap()).collect();
+    assert_eq!(fwd, offsets[2..].to_vec());
+    let (_, b) =
+        g.api("history", json!({"channel": "chat:h", "limit": 10, "since": {"offset": 1, "epoch": "other"}})).await;
+    assert_eq!(b["error"]["code"], 112);
+    // history_remove: no publications, same position; a client at the top still recovers.
+    let (mut c, _) = g.connected("42").await;
+    g.api("history_remove", json!({"channel": "chat:h"})).await;
+    let (_, b) = g.api("history", json!({"channel": "chat:h", "limit": 10})).await;
+    assert_eq!(b["result"]["publications"], json!([]));
+    assert_eq!(b["result"]["offset"], offsets[4]);
+    let r = c
+        .command(json!({"subscribe": {"channel": "chat:h", "recover": true, "offset": offsets[4], "epoch": epoch}}))
+        .await;
+    assert_eq!(r["subscribe"]["recovered"], true, "{r}");
+    let next = publish(&g, "chat:h", json!(6)).await;
+    let push = c.next_push().await;
+    assert_eq!(push["pub"]["offset"], next["offset"], "live delivery continues after the removal: {push}");
+}
+
+#[tokio::test]
+async fn presence_and_join_leave_span_nodes() {
+    let nats = NatsServer::start();
+    let edges = nodes(&nats.url(), 2, json!({})).await;
+    let (mut a, _) = subscribed(&edges[0], "42", "chat:p", json!({"join_leave": true})).await;
+    a.next_push().await; // its own join
+    let (mut b, _) = subscribed(&edges[1], "43", "chat:p", json!({})).await;
+    let join = a.next_push().await;
+    assert_eq!(join["join"]["info"]["user"], "43", "{join}");
+    let p = a.command(json!({"presence_stats": {"channel": "chat:p"}})).await;
+    assert_eq!(p["presence_stats"], json!({"num_clients": 2, "num_users": 2}), "{p}");
+    let (_, api) = edges[1].api("presence", json!({"channel": "chat:p"})).await;
+    assert_eq!(api["result"]["presence"].as_object().unwrap().len(), 2, "{api}");
+    b.command(json!({"unsubscribe": {"channel": "chat:p"}})).await;
+    let leave = a.next_push().await;
+    assert_eq!(leave["leave"]["info"]["user"], "43", "{leave}");
+}
+
+#[tokio::test]
+async fn api_on_any_node_reaches_users_on_every_node() {
+    let nats = NatsServer::start();
+    let edges = nodes(&nats.url(), 3, json!({})).await;
+    let (mut a, _) = edges[0].connected("42").await;
+    let (mut b, _) = edges[1].connected("42").await;
+    edges[2].api("subscribe", json!({"user": "42", "channel": "chat:srv"})).await;
+    for c in [&mut a, &mut b] {
+        let push = c.next_push().await;
+        assert_eq!(push["channel"], "chat:srv", "{push}");
+    }
+    publish(&edges[2], "chat:srv", json!("x")).await;
+    assert_eq!(a.next_push().await["pub"]["data"], "x");
+    assert_eq!(b.next_push().await["pub"]["data"], "x");
+    let names = || async {
+        let (_, info) = edges[2].api("info", json!({})).await;
+        info["result"]["nodes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n["name"].as_str().map(str::to_string))
+                    .collect::<std::collections::BTreeSet<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let all: std::collections::BTreeSet<String> =
+        ["edge-0", "edge-1", "edge-2"].iter().map(|s| s.to_string()).collect();
+    assert!(eventually!(5, names().await == all), "info lists {:?}", names().await);
+    let (_, ch) = edges[2].api("channels", json!({"pattern": "chat:*"})).await;
+    assert_eq!(ch["result"]["channels"]["chat:srv"]["num_clients"], 2, "{ch}");
+    edges[2].api("disconnect", json!({"user": "42", "disconnect": {"code": 4501, "reason": "bye"}})).await;
+    assert_eq!(a.closed().await.code, 4501);
+    assert_eq!(b.closed().await.code, 4501);
+}
+
+#[tokio::test]
+async fn a_killed_node_leaves_presence_within_the_ttl() {
+    let nats = NatsServer::start();
+    let patch = json!({"nats_presence_ttl": "2s", "client_presence_update_interval": "500ms"});
+    let a = node(&nats.url(), "a", patch.clone()).await;
+    let mut b = node(&nats.url(), "b", patch).await;
+    let (_ca, _) = subscribed(&a, "42", "chat:k", json!({})).await;
+    let (_cb, _) = subscribed(&b, "43", "chat:k", json!({})).await;
+    assert_eq!(presence_clients(&a, "chat:k").await, 2);
+    // Refreshes keep live entries beyond the TTL.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(presence_clients(&a, "chat:k").await, 2, "refreshed presence expired");
+    b.kill();
+    assert!(eventually!(6, presence_clients(&a, "chat:k").await == 1), "the dead node's client stayed in presence");
+}
+
+#[tokio::test]
+async fn nats_restart_fails_publishes_honestly_and_delivery_resumes() {
+    let mut nats = NatsServer::start();
+    // File storage so the restarted server keeps the stream.
+    let g = node(&nats.url(), "r", json!({"nats_storage": "file"})).await;
+    let (mut c, sub) = subscribed(&g, "42", "chat:r", json!({})).await;
+    let epoch = sub["epoch"].clone();
+    let before = publish(&g, "chat:r", json!("before")).await;
+    assert_eq!(c.next_push().await["pub"]["data"], "before");
+    nats.kill();
+    assert!(eventually!(10, g.health().await == 503), "health stays green without NATS");
+    let (status, body) = g.api("publish", json!({"channel": "chat:r", "data": "during"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["error"]["code"], 100, "a publish without NATS must fail, not succeed: {body}");
+    nats.restart();
+    assert!(eventually!(20, g.health().await == 200), "not ready after NATS came back:\n{}", g.logs());
+    let after = publish(&g, "chat:r", json!("after")).await;
+    assert_eq!(after["epoch"], epoch, "same stream, same epoch");
+    // The client stayed connected; its live subscription resumed (or it is told to recover).
+    let push = c.next_push().await;
+    assert!(push["pub"]["data"] == "after" || push["unsubscribe"]["code"] == 2500, "{push}");
+    // Recovery from before the outage is exact.
+    let (mut d, _) = g.connected("43").await;
+    let r = d
+        .command(
+            json!({"subscribe": {"channel": "chat:r", "recover": true, "offset": before["offset"], "epoch": epoch}}),
+        )
+        .await;
+    assert_eq!(r["subscribe"]["recovered"], true, "{r}");
+    assert_eq!(r["subscribe"]["publications"][0]["data"], "after");
+}
+
+#[tokio::test]
+async fn nats_unreachable_at_start_is_not_ready_then_recovers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut p = json!({"engine": "nats", "nats_url": format!("nats://127.0.0.1:{port}"), "nats_storage": "memory"});
+    merge(&mut p, json!({}));
+    let g = Gyre::start(p);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(g.health().await, 503);
+    let (_, body) = g.api("publish", json!({"channel": "chat:x", "data": 1})).await;
+    assert_eq!(body["error"]["code"], 100, "{body}");
+    let _nats = NatsServer::start_on(port);
+    assert!(eventually!(20, g.health().await == 200), "{}", g.logs());
+    publish(&g, "chat:x", json!(1)).await;
+}
+
+#[tokio::test]
+async fn a_three_node_nats_cluster_loses_no_acknowledged_publication() {
+    let mut cluster = NatsServer::cluster();
+    let urls = cluster.iter().map(|s| s.url()).collect::<Vec<_>>().join(",");
+    let g = node(
+        &urls,
+        "c",
+        json!({"nats_replicas": 3, "nats_storage": "file", "namespaces": [
+            {"name": "big", "history_size": 1000, "history_ttl": "300s", "allow_history_for_client": true}
+        ]}),
+    )
+    .await;
+    let mut acked = Vec::new();
+    for n in 0..50 {
+        acked.push(publish(&g, "big:x", json!(n)).await["offset"].as_u64().unwrap());
+    }
+    cluster[0].kill();
+    let mut during = 0;
+    for n in 50..100 {
+        // Publishes may fail while the cluster elects; the acknowledged ones must survive.
+        let (_, body) = g.api("publish", json!({"channel": "big:x", "data": n})).await;
+        if let Some(o) = body["result"]["offset"].as_u64() {
+            acked.push(o);
+            during += 1;
+        }
+    }
+    assert!(during > 0, "no publish succeeded with two of three NATS nodes up");
+    let stored = {
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            let (_, b) = g.api("history", json!({"channel": "big:x", "limit": -1})).await;
+            if let Some(p) = b["result"]["publications"].as_array() {
+                got = p.iter().map(|p| p["offset"].as_u64().unwrap()).collect::<Vec<_>>();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        got
+    };
+    for o in &acked {
+        assert!(stored.contains(o), "acknowledged offset {o} lost; stored {stored:?}");
+    }
+}
