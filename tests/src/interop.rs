@@ -48,6 +48,11 @@ async fn run(mut cmd: Command, what: &str, timeout: Duration) -> String {
 
 /// Runs `tests/interop/js/<script>` under Node against `gyre`; returns its stdout.
 pub async fn run_js(gyre: &Gyre, script: &str) -> String {
+    run_js_env(gyre, script, &[]).await
+}
+
+/// Like [`run_js`] with extra environment variables (e.g. a second node's URL).
+pub async fn run_js_env(gyre: &Gyre, script: &str, extra: &[(&str, String)]) -> String {
     let dir = js_dir();
     assert!(
         dir.join("node_modules/centrifuge/package.json").exists(),
@@ -57,6 +62,9 @@ pub async fn run_js(gyre: &Gyre, script: &str) -> String {
     let mut cmd = Command::new("node");
     cmd.arg(dir.join(script)).current_dir(&dir);
     for (k, v) in env_for(gyre) {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra {
         cmd.env(k, v);
     }
     run(cmd, &format!("node {script}"), Duration::from_secs(90)).await

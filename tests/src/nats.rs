@@ -33,6 +33,11 @@ impl NatsServer {
 
     /// A single JetStream server on a given port.
     pub fn start_on(port: u16) -> NatsServer {
+        Self::start_with(port, &[])
+    }
+
+    /// A single JetStream server on a given port with extra arguments (e.g. `--auth`).
+    pub fn start_with(port: u16, extra: &[&str]) -> NatsServer {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let args = vec![
             "-js".to_string(),
@@ -43,6 +48,7 @@ impl NatsServer {
             "-sd".into(),
             dir.path().join("js").display().to_string(),
         ];
+        let args = args.into_iter().chain(extra.iter().map(|a| a.to_string())).collect();
         let mut s = NatsServer { child: None, port, args, _dir: dir, logs: Arc::default() };
         s.spawn();
         s

@@ -319,3 +319,114 @@ async fn a_three_node_nats_cluster_loses_no_acknowledged_publication() {
         assert!(stored.contains(o), "acknowledged offset {o} lost; stored {stored:?}");
     }
 }
+
+/// The JetStream behaviour the engine relies on, checked against the installed nats-server.
+#[tokio::test]
+async fn jetstream_features_the_engine_relies_on() {
+    use async_nats::jetstream::{self, context::PublishErrorKind, stream};
+    use futures_util::StreamExt;
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client.clone());
+    let s = js
+        .create_stream(stream::Config {
+            name: "T".into(),
+            subjects: vec!["t.h.>".into()],
+            max_messages_per_subject: 2,
+            allow_direct: true,
+            duplicate_window: Duration::from_secs(60),
+            republish: Some(stream::Republish {
+                source: "t.h.>".into(),
+                destination: "t.l.>".into(),
+                headers_only: false,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut live = client.subscribe("t.l.a").await.unwrap();
+    client.flush().await.unwrap();
+    let publish = |expect: u64, id: Option<&str>| {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Expected-Last-Subject-Sequence", expect.to_string().as_str());
+        if let Some(id) = id {
+            h.insert("Nats-Msg-Id", id);
+        }
+        let js = js.clone();
+        async move { js.publish_with_headers("t.h.a", h, "x".into()).await.unwrap().await }
+    };
+    // Expected-last-subject-sequence: 0 means "no message yet on this subject".
+    let first = publish(0, Some("m1")).await.unwrap();
+    assert_eq!(publish(0, None).await.unwrap_err().kind(), PublishErrorKind::WrongLastSequence);
+    let second = publish(first.sequence, None).await.unwrap();
+    // A duplicate message id returns the original sequence, flagged.
+    let dup = publish(second.sequence, Some("m1")).await;
+    match dup {
+        Ok(ack) => assert!(ack.duplicate && ack.sequence == first.sequence, "{ack:?}"),
+        Err(e) => assert_eq!(e.kind(), PublishErrorKind::WrongLastSequence, "{e}"),
+    }
+    // RePublish: stream order, with the sequence and the previous sequence on the subject.
+    for (want_seq, want_prev) in [(first.sequence, 0), (second.sequence, first.sequence)] {
+        let m = tokio::time::timeout(Duration::from_secs(5), live.next()).await.unwrap().unwrap();
+        let h = m.headers.unwrap();
+        assert_eq!(h.get(async_nats::header::NATS_SEQUENCE).unwrap().as_str(), want_seq.to_string());
+        assert_eq!(h.get(async_nats::header::NATS_LAST_SEQUENCE).unwrap().as_str(), want_prev.to_string());
+    }
+    // Reads by subject: last, and next at or after a sequence (used for history).
+    assert_eq!(s.get_last_raw_message_by_subject("t.h.a").await.unwrap().sequence, second.sequence);
+    assert_eq!(
+        s.get_first_raw_message_by_subject("t.h.a", first.sequence + 1).await.unwrap().sequence,
+        second.sequence
+    );
+}
+
+#[tokio::test]
+async fn a_recreated_stream_is_a_new_epoch_and_recovery_says_so() {
+    let nats = NatsServer::start();
+    let g = node(&nats.url(), "e", json!({})).await;
+    let (mut c, sub) = subscribed(&g, "42", "chat:e", json!({})).await;
+    let old_epoch = sub["epoch"].clone();
+    let p = publish(&g, "chat:e", json!(1)).await;
+    assert_eq!(c.next_push().await["pub"]["offset"], p["offset"]);
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    js.delete_stream("gyre_H_Y2hhdA").await.unwrap();
+    // The node notices, re-creates the stream, and publications get the new epoch.
+    let mut new_epoch = Value::Null;
+    assert!(
+        eventually!(10, {
+            let (_, b) = g.api("publish", json!({"channel": "chat:e", "data": 2})).await;
+            new_epoch = b["result"]["epoch"].clone();
+            new_epoch.is_string() && new_epoch != old_epoch
+        }),
+        "no new epoch after the stream was re-created"
+    );
+    // The subscriber is told its position is gone (2500: resubscribe and recover).
+    let push = c.next_push().await;
+    assert_eq!(push["unsubscribe"]["code"], 2500, "{push}");
+    let r = c
+        .command(
+            json!({"subscribe": {"channel": "chat:e", "recover": true, "offset": p["offset"], "epoch": old_epoch}}),
+        )
+        .await;
+    assert_eq!(r["subscribe"]["recovered"], Value::Null, "{r}");
+    assert_eq!(r["subscribe"]["epoch"], new_epoch);
+}
+
+#[tokio::test]
+async fn nats_credentials_from_config() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _nats = NatsServer::start_with(port, &["--auth", "s3cret"]);
+    let url = format!("nats://127.0.0.1:{port}");
+    let g = node(&url, "auth", json!({"nats_token": "s3cret"})).await;
+    publish(&g, "chat:a", json!(1)).await;
+    let wrong = Gyre::start(json!({"engine": "nats", "nats_url": url, "nats_token": "nope"}));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(wrong.health().await, 503, "a node with a wrong NATS token must not be ready");
+}
+
+#[tokio::test]
+async fn js_sdk_recovers_after_moving_to_another_node() {
+    let nats = NatsServer::start();
+    let edges = nodes(&nats.url(), 2, json!({})).await;
+    gyre_tests::interop::run_js_env(&edges[0], "move_node.js", &[("GYRE_WS_URL_2", edges[1].ws_url())]).await;
+}

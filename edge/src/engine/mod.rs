@@ -68,6 +68,8 @@ pub trait BrokerEventHandler: Send + Sync {
     fn node_info(&self) -> NodeInfo;
     /// Channels with local subscribers and their counts (for `channels`).
     fn local_channels(&self) -> Vec<(String, usize)>;
+    /// Whether the channel has local subscribers right now (guards unsubscribe races).
+    fn has_subscribers(&self, channel: &str) -> bool;
 }
 
 /// Stores and routes publications.

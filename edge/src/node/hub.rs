@@ -321,6 +321,11 @@ impl Hub {
         out
     }
 
+    /// Whether the channel has at least one local subscriber.
+    pub fn has_subscribers(&self, channel: &str) -> bool {
+        self.entry(channel).is_some_and(|e| !e.subs.lock().is_empty())
+    }
+
     pub fn num_clients(&self) -> usize {
         self.num_clients.load(Ordering::Relaxed)
     }

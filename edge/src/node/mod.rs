@@ -97,6 +97,9 @@ impl BrokerEventHandler for HubHandler {
     fn local_channels(&self) -> Vec<(String, usize)> {
         self.hub.channels()
     }
+    fn has_subscribers(&self, channel: &str) -> bool {
+        self.hub.has_subscribers(channel)
+    }
 }
 
 impl Node {

@@ -13,6 +13,8 @@ use crate::node::cluster::{NodeInfo, UserCommand};
 const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A node not heard from for this long is gone.
 const NODE_TTL: Duration = Duration::from_secs(7);
+/// How often nodes check whether a history stream was re-created (new epoch).
+const EPOCH_CHECK: Duration = Duration::from_secs(3);
 /// The longest a `channels` survey waits for answers.
 const SURVEY_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -68,6 +70,14 @@ pub async fn start(shared: Arc<Shared>) -> Result<(), EngineError> {
         }
     });
     let s = shared.clone();
+    let t6 = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EPOCH_CHECK);
+        loop {
+            tick.tick().await;
+            s.refresh_epochs().await;
+        }
+    });
+    let s = shared.clone();
     let t5 = tokio::spawn(async move {
         let mut tick = tokio::time::interval(s.settings.presence_refresh.max(Duration::from_millis(100)));
         loop {
@@ -75,7 +85,7 @@ pub async fn start(shared: Arc<Shared>) -> Result<(), EngineError> {
             s.presence.refresh().await;
         }
     });
-    shared.tasks.lock().extend([t1, t2, t3, t4, t5]);
+    shared.tasks.lock().extend([t1, t2, t3, t4, t5, t6]);
     Ok(())
 }
 

@@ -72,6 +72,32 @@ impl Shared {
         Ok(ns)
     }
 
+    /// Re-reads every known stream's creation time: a stream that was re-created gets a new
+    /// epoch, so positioned subscribers notice and recover; a deleted one is created again.
+    pub(super) async fn refresh_epochs(&self) {
+        let known: Vec<(String, NsStream)> = self.streams.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (namespace, mut ns) in known {
+            let epoch = match ns.stream.info().await {
+                Ok(info) => epoch_of(info),
+                Err(_) => match self.config.namespace(&namespace) {
+                    Some(o) => {
+                        match self.ensure_stream(&namespace, crate::node::history_options(&self.config, o)).await {
+                            Ok(s) => s.epoch,
+                            Err(_) => continue,
+                        }
+                    }
+                    None => continue,
+                },
+            };
+            if epoch != ns.epoch {
+                tracing::warn!(namespace, "history stream was re-created: new epoch");
+                ns.epoch = epoch;
+                self.last_offsets.lock().clear();
+                self.streams.write().insert(namespace, ns);
+            }
+        }
+    }
+
     /// The stream of the channel's namespace (created on first use if needed).
     async fn stream_for(&self, namespace: &str) -> Result<NsStream, EngineError> {
         if let Some(s) = self.streams.read().get(namespace) {

@@ -327,7 +327,12 @@ impl Broker for NatsEngine {
     }
 
     async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
-        if let Some(task) = self.shared.live.lock().remove(channel) {
+        let mut live = self.shared.live.lock();
+        // A new local subscriber may have arrived since the last one left: keep listening.
+        if self.shared.handler.has_subscribers(channel) {
+            return Ok(());
+        }
+        if let Some(task) = live.remove(channel) {
             task.abort();
         }
         Ok(())
