@@ -391,7 +391,7 @@ async fn a_recreated_stream_is_a_new_epoch_and_recovery_says_so() {
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     js.delete_stream("gyre_H_Y2hhdA").await.unwrap();
     // The node notices, re-creates the stream, and publications get the new epoch.
-    let mut new_epoch = Value::Null;
+    let mut new_epoch;
     assert!(
         eventually!(10, {
             let (_, b) = g.api("publish", json!({"channel": "chat:e", "data": 2})).await;
