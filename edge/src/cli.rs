@@ -120,6 +120,7 @@ fn random_secret() -> String {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let dev = args.config.is_none();
+    let path = args.config.clone();
     let mut config = config::load(args.config.as_deref())?;
     if let Some(p) = args.port {
         config.port = p;
@@ -138,7 +139,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         dev_defaults(&mut config)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(crate::server::run(config))
+    runtime.block_on(crate::server::run(config, path))
 }
 
 /// Without a config file: fresh secrets (logged once) and open top-level channels, so one

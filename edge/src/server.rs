@@ -59,7 +59,8 @@ fn bind_addr(address: &str, port: u16) -> String {
 }
 
 /// Serves until SIGINT/SIGTERM, then drains clients with a reconnect advice and exits.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// SIGHUP reloads the config file (`path`).
+pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let shutdown_timeout = config.shutdown_timeout.0;
     let node = Node::new(config.clone()).await?;
     node.spawn_housekeeping();
@@ -89,6 +90,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = client_routes.with_state(node.clone());
     tasks.push(tokio::spawn(serve(client, app, stop_rx)));
 
+    spawn_reload_on_sighup(node.clone(), path);
     shutdown_signal().await;
     tracing::info!("shutting down: telling clients to reconnect");
     node.begin_shutdown();
@@ -121,6 +123,32 @@ async fn drain(node: &Node, timeout: Duration) {
     while node.hub.num_clients() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Reloads the config file on SIGHUP; an invalid file is logged and the running config kept.
+fn spawn_reload_on_sighup(node: Arc<Node>, path: Option<std::path::PathBuf>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; config reload disabled");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let Some(path) = &path else {
+                tracing::warn!("SIGHUP: no config file to reload");
+                continue;
+            };
+            match crate::config::load(Some(path)) {
+                Ok(config) => match node.reload(config).await {
+                    Ok(()) => tracing::info!(file = %path.display(), "config reloaded"),
+                    Err(code) => tracing::error!(%code, "config reload failed; keeping the running config"),
+                },
+                Err(err) => tracing::error!(%err, "config reload refused; keeping the running config"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (node, path);
 }
 
 async fn shutdown_signal() {

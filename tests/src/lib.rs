@@ -230,6 +230,13 @@ impl Gyre {
         self.http.get(&url).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
     }
 
+    /// Rewrites the config file and sends SIGHUP (config reload).
+    pub fn reload(&self, config: &Value) {
+        let path = self._dir.path().join("config.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(config).expect("config json")).expect("write config");
+        let _ = Command::new("kill").arg("-HUP").arg(self.child.id().to_string()).status();
+    }
+
     /// SIGKILL: the node dies without telling anyone.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

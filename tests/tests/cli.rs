@@ -103,3 +103,29 @@ async fn serve_without_config_starts_a_usable_dev_node() {
     let sub = c.command(json!({"subscribe": {"channel": "news"}})).await;
     assert!(sub.get("subscribe").is_some(), "dev node lets clients subscribe: {sub}");
 }
+
+#[tokio::test]
+async fn sighup_reloads_namespaces_and_keeps_the_config_when_the_new_one_is_invalid() {
+    let mut config = gyre_tests::base_config();
+    let gyre = Gyre::start_with(&config, &[]);
+    let (mut c, _) = gyre.connected("42").await;
+    let r = c.command(json!({"subscribe": {"channel": "late:x"}})).await;
+    assert_eq!(r["error"]["code"], 102);
+    config["namespaces"].as_array_mut().unwrap().push(json!({"name": "late", "allow_subscribe_for_client": true}));
+    gyre.reload(&config);
+    let mut ok = false;
+    for id in 0..100 {
+        let r = c.command(json!({"subscribe": {"channel": format!("late:{id}")}})).await;
+        if r.get("subscribe").is_some() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    assert!(ok, "the reloaded namespace was not applied:\n{}", gyre.logs());
+    // An invalid file is refused; the node keeps serving with the last good config.
+    gyre.reload(&json!({"port": "not a port"}));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(c.command(json!({"subscribe": {"channel": "late:after"}})).await.get("subscribe").is_some());
+    assert!(gyre.logs().contains("config reload refused"), "{}", gyre.logs());
+}

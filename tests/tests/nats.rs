@@ -430,3 +430,25 @@ async fn js_sdk_recovers_after_moving_to_another_node() {
     let edges = nodes(&nats.url(), 2, json!({})).await;
     gyre_tests::interop::run_js_env(&edges[0], "move_node.js", &[("GYRE_WS_URL_2", edges[1].ws_url())]).await;
 }
+
+#[tokio::test]
+async fn a_namespace_added_by_reload_gets_its_stream() {
+    let nats = NatsServer::start();
+    let mut config = gyre_tests::base_config();
+    merge(&mut config, json!({"engine": "nats", "nats_url": nats.url(), "nats_storage": "memory"}));
+    let g = Gyre::start_with(&config, &[]);
+    g.wait_ready().await;
+    config["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "fresh", "history_size": 5, "history_ttl": "60s"}));
+    g.reload(&config);
+    assert!(
+        eventually!(
+            10,
+            g.api("publish", json!({"channel": "fresh:a", "data": 1})).await.1["result"]["offset"].is_u64()
+        ),
+        "publications in the reloaded namespace are not stored:\n{}",
+        g.logs()
+    );
+}

@@ -105,6 +105,10 @@ pub trait Broker: Send + Sync {
     fn is_ready(&self) -> bool {
         true
     }
+    /// Takes a reloaded config (new namespaces and their history settings).
+    async fn reload(&self, _config: std::sync::Arc<crate::config::Config>) -> Result<(), EngineError> {
+        Ok(())
+    }
 }
 
 /// Who is subscribed to a channel, across all nodes.

@@ -154,6 +154,15 @@ impl Node {
         self.rules.read().config.clone()
     }
 
+    /// Applies a reloaded config: namespaces, channel options and token settings take effect
+    /// for new commands at once; listeners and the engine connection keep their settings.
+    pub async fn reload(&self, config: Config) -> Result<(), ErrorCode> {
+        let rules = Arc::new(Self::rules_for(config));
+        self.broker.reload(rules.config.clone()).await.map_err(engine_error)?;
+        *self.rules.write() = rules;
+        Ok(())
+    }
+
     /// Runs periodic housekeeping until the process ends.
     pub fn spawn_housekeeping(self: &Arc<Self>) {
         let node = Arc::downgrade(self);

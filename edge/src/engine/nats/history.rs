@@ -55,7 +55,8 @@ impl Shared {
             max_age: history.ttl,
             storage: self.settings.storage,
             num_replicas: self.settings.replicas,
-            duplicate_window: IDEMPOTENCY_WINDOW,
+            // JetStream requires the duplicate window to fit within max age.
+            duplicate_window: IDEMPOTENCY_WINDOW.min(history.ttl),
             allow_direct: true,
             republish: Some(jetstream::stream::Republish {
                 source: self.layout.stream_subjects(namespace),
@@ -79,9 +80,9 @@ impl Shared {
         for (namespace, mut ns) in known {
             let epoch = match ns.stream.info().await {
                 Ok(info) => epoch_of(info),
-                Err(_) => match self.config.namespace(&namespace) {
+                Err(_) => match self.config().namespace(&namespace).cloned() {
                     Some(o) => {
-                        match self.ensure_stream(&namespace, crate::node::history_options(&self.config, o)).await {
+                        match self.ensure_stream(&namespace, crate::node::history_options(&self.config(), &o)).await {
                             Ok(s) => s.epoch,
                             Err(_) => continue,
                         }
@@ -103,11 +104,11 @@ impl Shared {
         if let Some(s) = self.streams.read().get(namespace) {
             return Ok(s.clone());
         }
-        let options = self
-            .config
+        let config = self.config();
+        let options = config
             .namespace(namespace)
             .ok_or_else(|| EngineError::Unavailable(format!("namespace {namespace:?} has no history stream")))?;
-        self.ensure_stream(namespace, crate::node::history_options(&self.config, options)).await
+        self.ensure_stream(namespace, crate::node::history_options(&config, options)).await
     }
 
     /// The channel's last stored sequence (what the next write must expect) and its top
@@ -242,7 +243,7 @@ impl Shared {
         if limit == 0 || top == 0 {
             return Ok((Vec::new(), position));
         }
-        let history_cap = self.config.namespace(namespace).map_or(0, |o| o.history_size).max(1);
+        let history_cap = self.config().namespace(namespace).map_or(0, |o| o.history_size).max(1);
         let raw = if query.reverse {
             // Newest first: read the (bounded) retained window and take from the end.
             let below = query.since.as_ref().map_or(u64::MAX, |s| s.offset);

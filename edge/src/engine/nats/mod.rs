@@ -126,7 +126,7 @@ pub struct Shared {
     layout: Layout,
     settings: NatsSettings,
     handler: Arc<dyn BrokerEventHandler>,
-    config: Arc<Config>,
+    config: RwLock<Arc<Config>>,
     streams: RwLock<HashMap<String, NsStream>>,
     /// Live subscriptions by channel.
     live: Mutex<HashMap<String, JoinHandle<()>>>,
@@ -168,7 +168,7 @@ impl NatsEngine {
             layout,
             settings,
             handler,
-            config,
+            config: RwLock::new(config),
             streams: RwLock::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             last_offsets: Mutex::new(HashMap::new()),
@@ -221,8 +221,12 @@ impl Shared {
         tracing::info!(prefix = %self.layout.prefix, "nats engine ready");
     }
 
+    fn config(&self) -> Arc<Config> {
+        self.config.read().clone()
+    }
+
     async fn ensure_all(&self) -> Result<(), EngineError> {
-        let config = self.config.clone();
+        let config = self.config();
         let all = std::iter::once(("", &config.channel))
             .chain(config.namespaces.iter().map(|n| (n.name.as_str(), &n.options)));
         for (name, options) in all {
@@ -364,6 +368,11 @@ impl Broker for NatsEngine {
 
     fn is_ready(&self) -> bool {
         self.shared.ready.load(std::sync::atomic::Ordering::SeqCst) && self.shared.connected()
+    }
+
+    async fn reload(&self, config: Arc<Config>) -> Result<(), EngineError> {
+        *self.shared.config.write() = config;
+        self.shared.ensure_all().await
     }
 }
 
