@@ -8,11 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::auth::SubOverride;
-use crate::engine::HistoryQuery;
 use crate::node::channels::wildcard_match;
 use crate::node::cluster::{Target, UserCommand};
-use crate::node::{history_options, Node, PublishParams};
-use crate::protocol::{Disconnect, ErrorCode, Payload, Publication, StreamPosition};
+use crate::node::{Node, PublishParams};
+use crate::protocol::{Disconnect, ErrorCode, Payload, StreamPosition};
 use crate::session::ServerSubscribe;
 
 /// An error in the body of an API reply (HTTP 200).
@@ -211,37 +210,14 @@ struct HistoryParams {
     reverse: bool,
 }
 
-#[derive(Serialize)]
-struct HistoryResult {
-    publications: Vec<Publication>,
-    offset: u64,
-    epoch: String,
-}
-
 async fn history(node: &Node, params: &str) -> Result<Value, ApiError> {
     let req: HistoryParams = parse(params)?;
     let options = channel_options(node, &req.channel)?;
     if !options.history_enabled() {
         return Err(ErrorCode::NOT_AVAILABLE.into());
     }
-    if req.reverse && req.since.as_ref().is_some_and(|s| s.offset == 0) {
-        return Err(ApiError::bad_request("reverse with since.offset 0"));
-    }
-    let config = node.config();
-    let max = config.client_history_max_publication_limit;
-    let limit = match req.limit {
-        0 => Some(0),
-        n if n < 0 => Some(max),
-        n => Some((n as usize).min(max)),
-    };
-    let query = HistoryQuery {
-        limit,
-        since: req.since,
-        reverse: req.reverse,
-        meta_ttl: history_options(&config, &options).meta_ttl,
-    };
-    let (publications, pos) = node.history(&req.channel, query).await?;
-    Ok(json!(HistoryResult { publications, offset: pos.offset, epoch: pos.epoch }))
+    let result = node.read_history(&req.channel, &options, req.limit, req.since, req.reverse).await?;
+    Ok(json!(result))
 }
 
 async fn history_remove(node: &Node, params: &str) -> Result<Value, ApiError> {

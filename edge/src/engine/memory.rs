@@ -1,6 +1,6 @@
 //! The in-memory engine: one node, history and presence in process memory.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -271,8 +271,6 @@ impl PresenceManager for MemoryPresence {
 
     async fn presence_stats(&self, channel: &str) -> Result<(u32, u32), EngineError> {
         let shard = self.channels.shard(channel).lock();
-        let Some(clients) = shard.get(channel) else { return Ok((0, 0)) };
-        let users: HashSet<&str> = clients.values().map(|i| i.user.as_str()).collect();
-        Ok((clients.len() as u32, users.len() as u32))
+        Ok(shard.get(channel).map_or((0, 0), super::presence_counts))
     }
 }

@@ -111,6 +111,12 @@ pub trait Broker: Send + Sync {
     }
 }
 
+/// `(clients, distinct users)` of a presence map.
+pub fn presence_counts(presence: &HashMap<String, ClientInfo>) -> (u32, u32) {
+    let users: std::collections::HashSet<&str> = presence.values().map(|i| i.user.as_str()).collect();
+    (presence.len() as u32, users.len() as u32)
+}
+
 /// Who is subscribed to a channel, across all nodes.
 #[async_trait]
 pub trait PresenceManager: Send + Sync {

@@ -19,7 +19,7 @@ use crate::engine::{
     Broker, BrokerEventHandler, EngineError, HistoryOptions, HistoryQuery, PresenceManager, PublishOptions,
 };
 use crate::metrics::Metrics;
-use crate::protocol::{ClientInfo, ErrorCode, Payload, Publication, StreamPosition};
+use crate::protocol::{ClientInfo, ErrorCode, HistoryResult, Payload, Publication, StreamPosition};
 use channels::ChannelRules;
 use cluster::{NodeInfo, UserCommand};
 use hub::Hub;
@@ -241,6 +241,33 @@ impl Node {
         query: HistoryQuery,
     ) -> Result<(Vec<Publication>, StreamPosition), ErrorCode> {
         self.broker.history(channel, query).await.map_err(engine_error)
+    }
+
+    /// A history read as the `history` command and API define it (§7.5): `limit` 0 = only
+    /// the position, negative = all up to the configured cap; `reverse` needs a `since`
+    /// offset above 0 when `since` is given.
+    pub async fn read_history(
+        &self,
+        channel: &str,
+        options: &ChannelOptions,
+        limit: i32,
+        since: Option<StreamPosition>,
+        reverse: bool,
+    ) -> Result<HistoryResult, ErrorCode> {
+        if reverse && since.as_ref().is_some_and(|s| s.offset == 0) {
+            return Err(ErrorCode::BAD_REQUEST);
+        }
+        let config = self.config();
+        let max = config.client_history_max_publication_limit;
+        let limit = match limit {
+            0 => 0,
+            n if n < 0 => max,
+            n => (n as usize).min(max),
+        };
+        let meta_ttl = history_options(&config, options).meta_ttl;
+        let query = HistoryQuery { limit: Some(limit), since, reverse, meta_ttl };
+        let (publications, position) = self.history(channel, query).await?;
+        Ok(HistoryResult { publications, epoch: position.epoch, offset: position.offset })
     }
 
     pub async fn remove_history(&self, channel: &str) -> Result<(), ErrorCode> {

@@ -7,8 +7,7 @@ use tokio::time::Instant;
 use super::subscriptions::{payload_or_b64, SubSpec};
 use super::{ClientHandle, Connected, Session, State};
 use crate::auth::{unix_now, SubOptions, TokenError};
-use crate::engine::HistoryQuery;
-use crate::node::{history_options, PublishParams, VERSION};
+use crate::node::{PublishParams, VERSION};
 use crate::protocol::*;
 
 impl Session {
@@ -329,26 +328,8 @@ impl Session {
             self.reply_error(id, "history", ErrorCode::PERMISSION_DENIED);
             return Ok(());
         }
-        if req.reverse && req.since.as_ref().is_some_and(|s| s.offset == 0) {
-            self.reply_error(id, "history", ErrorCode::BAD_REQUEST);
-            return Ok(());
-        }
-        let max = config.client_history_max_publication_limit;
-        let limit = match req.limit {
-            0 => Some(0),
-            n if n < 0 => Some(max),
-            n => Some((n as usize).min(max)),
-        };
-        let query = HistoryQuery {
-            limit,
-            since: req.since,
-            reverse: req.reverse,
-            meta_ttl: history_options(config, &options).meta_ttl,
-        };
-        match self.node.history(&req.channel, query).await {
-            Ok((publications, pos)) => {
-                self.reply(id, ReplyBody::History(HistoryResult { publications, epoch: pos.epoch, offset: pos.offset }))
-            }
+        match self.node.read_history(&req.channel, &options, req.limit, req.since, req.reverse).await {
+            Ok(result) => self.reply(id, ReplyBody::History(result)),
             Err(code) => self.reply_error(id, "history", code),
         }
         Ok(())

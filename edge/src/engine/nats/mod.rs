@@ -391,8 +391,6 @@ impl PresenceManager for NatsEngine {
     }
 
     async fn presence_stats(&self, channel: &str) -> Result<(u32, u32), EngineError> {
-        let all = self.shared.presence.list(channel).await?;
-        let users: std::collections::HashSet<&str> = all.values().map(|i| i.user.as_str()).collect();
-        Ok((all.len() as u32, users.len() as u32))
+        Ok(super::presence_counts(&self.shared.presence.list(channel).await?))
     }
 }
