@@ -452,3 +452,25 @@ async fn a_namespace_added_by_reload_gets_its_stream() {
         g.logs()
     );
 }
+
+#[tokio::test]
+async fn nodes_listen_only_to_channels_with_local_subscribers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let monitor = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let nats = NatsServer::start_with(port, &["-m", &monitor.to_string()]);
+    let edges = nodes(&nats.url(), 2, json!({})).await;
+    let live_subs = || async move {
+        let body: Value =
+            reqwest::get(format!("http://127.0.0.1:{monitor}/subsz?subs=1")).await.unwrap().json().await.unwrap();
+        body["subscriptions_list"]
+            .as_array()
+            .map(|l| l.iter().filter(|s| s["subject"].as_str().unwrap_or("").starts_with("gyre.l.")).count())
+            .unwrap_or(0)
+    };
+    assert_eq!(live_subs().await, 0);
+    let (mut c, _) = subscribed(&edges[0], "42", "chat:interest", json!({})).await;
+    assert_eq!(live_subs().await, 1, "only the node with a subscriber listens");
+    c.command(json!({"unsubscribe": {"channel": "chat:interest"}})).await;
+    assert!(eventually!(5, live_subs().await == 0), "the node kept listening after its last subscriber left");
+    drop(nats);
+}
