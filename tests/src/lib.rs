@@ -3,6 +3,7 @@
 //!
 //! Every spawned process is killed on drop and every wait has a timeout.
 
+pub mod bench;
 pub mod interop;
 pub mod nats;
 pub mod ws;

@@ -74,7 +74,9 @@ async fn serve(socket: WebSocket, node: Arc<Node>, queue_limit: usize, write_tim
             msg = stream.next() => match msg {
                 None | Some(Ok(Message::Close(_))) => break None,
                 Some(Ok(Message::Text(text))) => {
-                    if let Err(d) = session.handle_frame(text.as_str()).await {
+                    // Boxed: the command handlers' futures are large, and an idle connection
+                    // should not carry their space.
+                    if let Err(d) = Box::pin(session.handle_frame(text.as_str())).await {
                         break Some(d);
                     }
                 }
@@ -86,12 +88,12 @@ async fn serve(socket: WebSocket, node: Arc<Node>, queue_limit: usize, write_tim
                 }
             },
             () = &mut sleep => {
-                if let Err(d) = session.on_timer(Instant::now()).await {
+                if let Err(d) = Box::pin(session.on_timer(Instant::now())).await {
                     break Some(d);
                 }
             }
             control = outbox.next_control() => {
-                if let Err(d) = session.handle_control(control).await {
+                if let Err(d) = Box::pin(session.handle_control(control)).await {
                     break Some(d);
                 }
             }
@@ -103,7 +105,7 @@ async fn serve(socket: WebSocket, node: Arc<Node>, queue_limit: usize, write_tim
             sleep.as_mut().reset(deadline);
         }
     };
-    session.close(disconnect).await;
+    Box::pin(session.close(disconnect)).await;
     // The writer flushes what is queued, sends the close frame and ends.
     if tokio::time::timeout(Duration::from_secs(5), writer).await.is_err() {
         tracing::debug!("websocket writer did not finish in time");

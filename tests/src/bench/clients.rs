@@ -1,0 +1,171 @@
+//! The load's WebSocket clients: connect, subscribe, then count publications and record
+//! their latency from the embedded send time.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use tokio::net::TcpSocket;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::Options;
+
+/// What all clients saw.
+pub struct Stats {
+    delivered: AtomicU64,
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            delivered: AtomicU64::new(0),
+            latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")),
+        }
+    }
+}
+
+impl Stats {
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    pub fn latencies(&self) -> Histogram<u64> {
+        self.latency_us.lock().clone()
+    }
+}
+
+pub fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// Finds `"t":<digits>` in a publication push without parsing the whole JSON.
+fn sent_at(line: &str) -> Option<u64> {
+    let i = line.find("\"t\":")? + 4;
+    let digits: &str = &line[i..];
+    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+/// Live clients; dropping it closes them.
+pub struct Clients(Vec<JoinHandle<()>>);
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+fn token(secret: &str, user: &str) -> String {
+    if secret.is_empty() {
+        return String::new();
+    }
+    gyre_edge::auth::mint_connection_token(secret, user, Some(3600), serde_json::Value::Null).unwrap_or_default()
+}
+
+/// Opens every connection (bounded concurrency) and waits until all are subscribed.
+pub async fn open_all(o: &Options, sources: &[IpAddr], stats: Arc<Stats>) -> anyhow::Result<Clients> {
+    let url = url::Url::parse(&o.ws)?;
+    let host = url.host_str().unwrap_or("127.0.0.1").to_string();
+    let port = url.port().unwrap_or(80);
+    let target: SocketAddr = format!("{host}:{port}").parse()?;
+    let sem = Arc::new(tokio::sync::Semaphore::new(o.connect_concurrency.max(1)));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
+    let mut tasks = Vec::with_capacity(o.connections);
+    for i in 0..o.connections {
+        let permit = sem.clone().acquire_owned().await?;
+        let source = sources[i % sources.len()];
+        let ws_url = o.ws.clone();
+        let channel = format!("{}{}", o.channel_prefix, i % o.channels.max(1));
+        let tok = token(&o.secret, &format!("u{i}"));
+        let stats = stats.clone();
+        let ready = ready_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let ws = match connect(source, target, &ws_url, &tok, &channel).await {
+                Ok(ws) => {
+                    drop(permit);
+                    let _ = ready.send(Ok(()));
+                    ws
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            };
+            read_loop(ws, stats).await;
+        }));
+    }
+    for _ in 0..o.connections {
+        match ready_rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => anyhow::bail!("client failed: {e}"),
+            None => anyhow::bail!("clients ended early"),
+        }
+    }
+    Ok(Clients(tasks))
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+async fn connect(source: IpAddr, target: SocketAddr, url: &str, token: &str, channel: &str) -> Result<Ws, String> {
+    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    // Ports of earlier runs may still be in TIME_WAIT.
+    socket.set_reuseaddr(true).map_err(|e| e.to_string())?;
+    socket.bind(SocketAddr::new(source, 0)).map_err(|e| format!("bind {source}: {e}"))?;
+    let stream = socket.connect(target).await.map_err(|e| format!("connect: {e}"))?;
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.map_err(|e| format!("handshake: {e}"))?;
+    let connect = serde_json::json!({"id": 1, "connect": {"token": token}}).to_string();
+    let subscribe = serde_json::json!({"id": 2, "subscribe": {"channel": channel}}).to_string();
+    ws.send(Message::text(format!("{connect}\n{subscribe}"))).await.map_err(|e| e.to_string())?;
+    let mut replies = 0;
+    while replies < 2 {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                for line in t.split('\n') {
+                    if line.contains("\"error\"") {
+                        return Err(format!("server refused: {line}"));
+                    }
+                    if line.contains("\"id\":1") || line.contains("\"id\":2") {
+                        replies += 1;
+                    }
+                }
+            }
+            Some(Ok(Message::Close(f))) => return Err(format!("closed: {f:?}")),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("connection ended".into()),
+        }
+    }
+    Ok(ws)
+}
+
+async fn read_loop(mut ws: Ws, stats: Arc<Stats>) {
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        let now = now_us();
+        let (mut n, mut pinged) = (0, false);
+        {
+            let mut hist = stats.latency_us.lock();
+            for line in t.split('\n') {
+                if line == "{}" {
+                    pinged = true;
+                } else if let Some(at) = sent_at(line) {
+                    let _ = hist.record(now.saturating_sub(at).max(1));
+                    n += 1;
+                }
+            }
+        }
+        stats.delivered.fetch_add(n, Ordering::Relaxed);
+        if pinged {
+            // Answer the server's ping.
+            let _ = ws.send(Message::text("{}")).await;
+        }
+    }
+}

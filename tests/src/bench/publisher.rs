@@ -1,0 +1,44 @@
+//! Publishes at a fixed rate through the HTTP API, round robin over channels.
+
+use std::time::{Duration, Instant};
+
+use super::clients::now_us;
+use super::Options;
+
+/// Runs for `o.duration` seconds; returns how many publications the server accepted.
+pub async fn run(o: &Options) -> anyhow::Result<u64> {
+    let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(64).build()?;
+    let url = format!("{}/publish", o.api);
+    let total = o.rate * o.duration;
+    let padding = "x".repeat(o.payload.saturating_sub(24));
+    let interval = Duration::from_secs_f64(1.0 / o.rate.max(1) as f64);
+    let started = Instant::now();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    for i in 0..total {
+        // Keep the schedule: request i leaves at started + i * interval.
+        let due = started + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let body = format!(
+            r#"{{"channel":"{}{}","data":{{"t":{},"p":"{}"}}}}"#,
+            o.channel_prefix,
+            i % o.channels.max(1) as u64,
+            now_us(),
+            padding
+        );
+        let req = http.post(&url).header("X-API-Key", &o.api_key).body(body);
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let ok = match req.send().await {
+                Ok(r) => r.status().is_success() && !r.text().await.unwrap_or_default().contains("\"error\""),
+                Err(_) => false,
+            };
+            let _ = done.send(ok);
+        });
+    }
+    drop(done_tx);
+    let mut accepted = 0;
+    while let Some(ok) = done_rx.recv().await {
+        accepted += u64::from(ok);
+    }
+    Ok(accepted)
+}
