@@ -474,3 +474,105 @@ async fn nodes_listen_only_to_channels_with_local_subscribers() {
     assert!(eventually!(5, live_subs().await == 0), "the node kept listening after its last subscriber left");
     drop(nats);
 }
+
+fn fixture(name: &str) -> String {
+    gyre_tests::repo_root().join("tests/fixtures").join(name).display().to_string()
+}
+
+#[tokio::test]
+async fn nats_user_password_and_nkey_credentials() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _nats = NatsServer::start_with(port, &["--user", "gyre", "--pass", "pw"]);
+    let url = format!("nats://127.0.0.1:{port}");
+    let g = node(&url, "up", json!({"nats_user": "gyre", "nats_password": "pw"})).await;
+    publish(&g, "chat:a", json!(1)).await;
+
+    let user = nkeys::KeyPair::new_user();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nats.conf");
+    std::fs::write(&conf, format!("authorization {{ users = [ {{ nkey: \"{}\" }} ] }}\n", user.public_key())).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _nats = NatsServer::start_with(port, &["-c", &conf.display().to_string()]);
+    let url = format!("nats://127.0.0.1:{port}");
+    let g = node(&url, "nk", json!({"nats_nkey_seed": user.seed().unwrap()})).await;
+    publish(&g, "chat:a", json!(1)).await;
+    let stranger = nkeys::KeyPair::new_user();
+    let wrong = Gyre::start(json!({"engine": "nats", "nats_url": url, "nats_nkey_seed": stranger.seed().unwrap()}));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(wrong.health().await, 503, "an unknown NKey must not make a ready node");
+}
+
+#[tokio::test]
+async fn nats_over_tls_with_a_configured_ca() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (cert, key) = (fixture("nats-server.pem"), fixture("nats-server-key.pem"));
+    let _nats = NatsServer::start_with(port, &["--tls", "--tlscert", &cert, "--tlskey", &key]);
+    let url = format!("tls://127.0.0.1:{port}");
+    let g = node(&url, "tls", json!({"nats_tls_ca": fixture("ca.pem")})).await;
+    publish(&g, "chat:a", json!(1)).await;
+    // Without the CA the server's certificate is not trusted: never ready.
+    let untrusted = Gyre::start(json!({"engine": "nats", "nats_url": url}));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(untrusted.health().await, 503);
+}
+
+/// A JWT as NATS decentralized auth encodes it: ed25519 over base64url(header).base64url(claims).
+fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = json!({"jti": format!("J{now}{subject}"), "iat": now, "iss": issuer.public_key(), "name": name, "sub": subject, "nats": nats});
+    let input = format!("{}.{}", b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#), b64(claims.to_string().as_bytes()));
+    let sig = issuer.sign(input.as_bytes()).unwrap();
+    format!("{input}.{}", b64(&sig))
+}
+
+#[tokio::test]
+async fn nats_creds_file_in_operator_mode() {
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let op_jwt = nats_jwt(&operator, &operator.public_key(), "O", json!({"type": "operator", "version": 2}));
+    let limits = json!({"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": true,
+                        "conn": -1, "leaf": -1, "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1});
+    let acc_jwt =
+        nats_jwt(&operator, &account.public_key(), "A", json!({"limits": limits, "type": "account", "version": 2}));
+    let system = nkeys::KeyPair::new_account();
+    let sys_jwt = nats_jwt(&operator, &system.public_key(), "SYS", json!({"type": "account", "version": 2}));
+    let user_jwt = nats_jwt(
+        &account,
+        &user.public_key(),
+        "U",
+        json!({"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1, "type": "user", "version": 2}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nats.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "operator: {op_jwt}\nsystem_account: {sys}\nresolver: MEMORY\nresolver_preload: {{ {acc}: {acc_jwt}, {sys}: {sys_jwt} }}\n",
+            sys = system.public_key(),
+            acc = account.public_key()
+        ),
+    )
+    .unwrap();
+    let creds = dir.path().join("user.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().unwrap()
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let nats = NatsServer::start_with(port, &["-c", &conf.display().to_string()]);
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut p = json!({"engine": "nats", "nats_url": url, "nats_storage": "memory", "nats_creds_file": creds.display().to_string()});
+    merge(&mut p, json!({}));
+    let g = Gyre::start(p);
+    let ready = eventually!(20, g.health().await == 200);
+    assert!(ready, "gyre with a creds file not ready:\n{}\n--- nats:\n{}", g.logs(), nats.logs());
+    publish(&g, "chat:a", json!(1)).await;
+}
