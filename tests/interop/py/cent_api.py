@@ -14,14 +14,10 @@ Exit code 0 when every check passes, 1 otherwise (or on bad environment).
 
 import os
 import sys
-import traceback
-import uuid
 
 from cent import (
     BroadcastRequest,
     BroadcastResult,
-    CentApiResponseError,
-    CentError,
     CentUnauthorizedError,
     Client,
     InfoRequest,
@@ -30,29 +26,21 @@ from cent import (
     PublishResult,
 )
 
-UNKNOWN_CHANNEL = 102
-
-# Unique suffix so the script can run repeatedly against one long-lived node
-# and still observe a fresh history stream (offsets 1, 2).
-RUN = uuid.uuid4().hex[:12]
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(cond, msg):
-    if not cond:
-        raise CheckFailed(msg)
-
-
-def expect_api_error(fn, code, what):
-    try:
-        res = fn()
-    except CentApiResponseError as e:
-        expect(e.code == code, f"{what}: expected API error code {code}, got {e.code} ({e.message!r})")
-        return e
-    raise CheckFailed(f"{what}: expected CentApiResponseError code {code}, got result {res!r}")
+# common.py sits next to this script; find it whatever the working directory.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from common import (  # noqa: E402
+    RUN,
+    UNKNOWN_CHANNEL,
+    WAIT,
+    CheckFailed,
+    Report,
+    expect,
+    expect_api_error,
+    read_env,
+    run_checks,
+)
 
 
 def check_publish_history(client):
@@ -132,7 +120,7 @@ def check_info(client):
 
 def check_wrong_key(api_url):
     for key, label in (("wrong-" + RUN, "wrong key"), ("", "no key")):
-        with Client(api_url, key, timeout=5.0) as bad:
+        with Client(api_url, key, timeout=WAIT) as bad:
             try:
                 res = bad.info(InfoRequest())
             except CentUnauthorizedError:
@@ -142,11 +130,10 @@ def check_wrong_key(api_url):
 
 
 def main():
-    api_url = os.environ.get("GYRE_API_URL", "").rstrip("/")
-    api_key = os.environ.get("GYRE_API_KEY", "")
-    if not api_url or not api_key:
-        print("cent_api: GYRE_API_URL and GYRE_API_KEY must be set", file=sys.stderr)
+    env = read_env("cent_api", "GYRE_API_URL", "GYRE_API_KEY")
+    if env is None:
         return 1
+    api_url, api_key = env["GYRE_API_URL"], env["GYRE_API_KEY"]
 
     checks = [
         ("publish with history", check_publish_history),
@@ -157,29 +144,10 @@ def main():
         ("info", check_info),
         ("unauthorized", lambda _client: check_wrong_key(api_url)),
     ]
-    passed = failed = 0
-    with Client(api_url, api_key, timeout=5.0) as client:
-        for name, fn in checks:
-            try:
-                detail = fn(client)
-            except CheckFailed as e:
-                failed += 1
-                print(f"FAIL {name}: {e}")
-            except CentError as e:  # unexpected cent exception (network, 401, decode, ...)
-                failed += 1
-                text = str(e) or (
-                    "HTTP 401 (check GYRE_API_KEY)" if isinstance(e, CentUnauthorizedError) else repr(e.__cause__)
-                )
-                print(f"FAIL {name}: unexpected {type(e).__name__}: {text}")
-            except Exception as e:  # bug in the script or the client
-                failed += 1
-                print(f"FAIL {name}: unexpected {type(e).__name__}: {e}")
-                traceback.print_exc(limit=3)
-            else:
-                passed += 1
-                print(f"ok   {name}: {detail}")
-    print(f"cent_api: {passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    report = Report("cent_api")
+    with Client(api_url, api_key, timeout=WAIT) as client:
+        run_checks(report, checks, client)
+    return report.finish()
 
 
 if __name__ == "__main__":

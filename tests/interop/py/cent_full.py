@@ -17,16 +17,9 @@ Exit code 0 when every check passes, 1 otherwise (or on bad environment).
 """
 
 import asyncio
-import base64
-import hashlib
-import hmac
-import inspect
-import json
 import os
 import sys
 import time
-import traceback
-import uuid
 from typing import Any, Optional
 
 import centrifuge
@@ -35,11 +28,8 @@ from cent import (
     BatchResult,
     BroadcastRequest,
     BroadcastResult,
-    CentApiResponseError,
-    CentError,
     CentRequest,
     CentResult,
-    CentUnauthorizedError,
     ChannelsRequest,
     ChannelsResult,
     Client,
@@ -66,20 +56,32 @@ from cent import (
     UnsubscribeResult,
 )
 
-UNKNOWN_CHANNEL = 102
-NOT_FOUND = 104
-BAD_REQUEST = 107
-NOT_AVAILABLE = 108
-UNRECOVERABLE_POSITION = 112
-UNSUBSCRIBE_SERVER = 2000  # unsubscribe push code of the server API's unsubscribe
-FORCE_NO_RECONNECT = 3503  # default disconnect of the server API's disconnect
+# common.py sits next to this script; find it whatever the working directory.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from common import (  # noqa: E402
+    BAD_REQUEST,
+    FORCE_NO_RECONNECT,
+    NOT_AVAILABLE,
+    NOT_FOUND,
+    RUN,
+    UNKNOWN_CHANNEL,
+    UNRECOVERABLE_POSITION,
+    UNSUBSCRIBE_SERVER,
+    WAIT,
+    CheckFailed,
+    Report,
+    connection_token,
+    drain,
+    expect,
+    expect_api_error,
+    next_event,
+    read_env,
+    run_checks_async,
+)
 
 WS_USER = "77"
-WAIT = 5.0  # seconds to wait for any single event
-
-# Unique suffix so the script can run repeatedly against one long-lived node
-# and still observe fresh history streams (offsets from 1).
-RUN = uuid.uuid4().hex[:12]
 
 
 class RpcResult(CentResult):
@@ -96,24 +98,6 @@ class RpcRequest(CentRequest[RpcResult]):
     params: Optional[Any] = None
 
 
-class CheckFailed(Exception):
-    pass
-
-
-def expect(cond, msg):
-    if not cond:
-        raise CheckFailed(msg)
-
-
-def expect_api_error(fn, code, what):
-    try:
-        res = fn()
-    except CentApiResponseError as e:
-        expect(e.code == code, f"{what}: expected API error code {code}, got {e.code} ({e.message!r})")
-        return e
-    raise CheckFailed(f"{what}: expected CentApiResponseError code {code}, got result {res!r}")
-
-
 def expect_empty_result(res, cls, what):
     expect(isinstance(res, cls), f"{what}: expected {cls.__name__} (a `result` object), got {res!r}")
     expect(res.model_dump() == {}, f"{what}: expected empty result, got {res.model_dump()!r}")
@@ -121,18 +105,6 @@ def expect_empty_result(res, cls, what):
 
 def offsets(pubs):
     return [p.offset for p in pubs]
-
-
-def b64url(raw):
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def hs256_token(secret, claims):
-    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
-    signing_input = f"{header}.{payload}".encode()
-    sig = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
-    return f"{header}.{payload}.{b64url(sig)}"
 
 
 class State:
@@ -474,18 +446,6 @@ class WsSubEvents(centrifuge.SubscriptionEventHandler):
         self.subscribing.put_nowait(ctx)
 
 
-async def next_event(queue, what, timeout=WAIT):
-    try:
-        return await asyncio.wait_for(queue.get(), timeout)
-    except asyncio.TimeoutError:
-        raise CheckFailed(f"timed out after {timeout}s waiting for {what}") from None
-
-
-def drain(queue):
-    while not queue.empty():
-        queue.get_nowait()
-
-
 async def api(fn, *args):
     """Run a blocking cent call off the event loop, so the WebSocket client keeps reading."""
     return await asyncio.to_thread(fn, *args)
@@ -505,7 +465,7 @@ async def poll(fn, cond, what, timeout=WAIT):
 
 async def check_ws_connect(st):
     st.ws_events = WsEvents()
-    token = hs256_token(st.secret, {"sub": WS_USER, "exp": int(time.time()) + 3600})
+    token = connection_token(st.secret, WS_USER)
     st.ws = centrifuge.Client(st.ws_url, events=st.ws_events, token=token, timeout=WAIT, proxy=None)
     await st.ws.connect()
     try:
@@ -625,50 +585,23 @@ async def run(st):
         ("ws server unsubscribe", check_ws_server_unsubscribe),
         ("ws server disconnect", check_ws_server_disconnect),
     ]
-    passed = failed = 0
+    report = Report("cent_full")
     try:
-        for name, fn in checks:
-            try:
-                if inspect.iscoroutinefunction(fn):
-                    detail = await fn(st)
-                else:
-                    detail = await asyncio.to_thread(fn, st)
-            except CheckFailed as e:
-                failed += 1
-                print(f"FAIL {name}: {e}")
-            except CentError as e:  # unexpected cent exception (API error, network, 401, decode, ...)
-                failed += 1
-                text = str(e) or (
-                    "HTTP 401 (check GYRE_API_KEY)" if isinstance(e, CentUnauthorizedError) else repr(e.__cause__)
-                )
-                print(f"FAIL {name}: unexpected {type(e).__name__}: {text}")
-            except centrifuge.CentrifugeError as e:
-                failed += 1
-                print(f"FAIL {name}: unexpected {type(e).__name__}: {e}")
-            except Exception as e:  # bug in the script or a client
-                failed += 1
-                print(f"FAIL {name}: unexpected {type(e).__name__}: {e}")
-                traceback.print_exc(limit=3)
-            else:
-                passed += 1
-                print(f"ok   {name}: {detail}")
+        await run_checks_async(report, checks, st)
     finally:
         if st.ws is not None and st.ws.state != centrifuge.ClientState.DISCONNECTED:
             await st.ws.disconnect()
-    return passed, failed
+    return report
 
 
 def main():
-    env = {k: os.environ.get(k, "") for k in ("GYRE_API_URL", "GYRE_API_KEY", "GYRE_WS_URL", "GYRE_SECRET")}
-    missing = [k for k, v in env.items() if not v]
-    if missing:
-        print(f"cent_full: {', '.join(missing)} must be set", file=sys.stderr)
+    env = read_env("cent_full", "GYRE_API_URL", "GYRE_API_KEY", "GYRE_WS_URL", "GYRE_SECRET")
+    if env is None:
         return 1
-    with Client(env["GYRE_API_URL"].rstrip("/"), env["GYRE_API_KEY"], timeout=WAIT) as cent:
+    with Client(env["GYRE_API_URL"], env["GYRE_API_KEY"], timeout=WAIT) as cent:
         st = State(cent, env["GYRE_WS_URL"], env["GYRE_SECRET"])
-        passed, failed = asyncio.run(run(st))
-    print(f"cent_full: {passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+        report = asyncio.run(run(st))
+    return report.finish()
 
 
 if __name__ == "__main__":

@@ -20,16 +20,8 @@ Exit code 0 when every check passes, 1 otherwise (or on bad environment).
 """
 
 import asyncio
-import base64
-import hashlib
-import hmac
-import json
 import os
 import sys
-import time
-import traceback
-import urllib.request
-import uuid
 
 from centrifuge import (
     CentrifugeError,
@@ -47,61 +39,28 @@ from centrifuge import (
     UnsubscribedContext,
 )
 
+# common.py sits next to this script; find it whatever the working directory.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from common import (  # noqa: E402
+    NOT_AVAILABLE,
+    PERMISSION_DENIED,
+    RUN,
+    WAIT,
+    CheckFailed,
+    Report,
+    api_call,
+    connection_token,
+    drain,
+    expect,
+    expect_quiet,
+    next_event,
+    read_env,
+    run_checks_async,
+)
+
 USER = "42"
-PERMISSION_DENIED = 103
-NOT_AVAILABLE = 108
-WAIT = 5.0  # seconds to wait for any single event
-
-# Unique suffix so the script can run repeatedly against one long-lived node
-# and still observe fresh history streams (offsets from 1).
-RUN = uuid.uuid4().hex[:12]
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(cond, msg):
-    if not cond:
-        raise CheckFailed(msg)
-
-
-def b64url(raw):
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def hs256_token(secret, claims):
-    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
-    signing_input = f"{header}.{payload}".encode()
-    sig = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
-    return f"{header}.{payload}.{b64url(sig)}"
-
-
-def api_call(api_url, api_key, method, params):
-    """POST one server API command; returns the decoded JSON body."""
-    req = urllib.request.Request(
-        f"{api_url}/{method}",
-        data=json.dumps(params).encode(),
-        headers={"Content-Type": "application/json", "X-API-Key": api_key},
-        method="POST",
-    )
-    # Talk to the node directly, whatever proxy the environment configures.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(req, timeout=WAIT) as resp:
-        return json.loads(resp.read().decode())
-
-
-async def next_event(queue, what):
-    try:
-        return await asyncio.wait_for(queue.get(), WAIT)
-    except asyncio.TimeoutError:
-        raise CheckFailed(f"timed out after {WAIT}s waiting for {what}") from None
-
-
-def expect_quiet(queue, what):
-    if not queue.empty():
-        raise CheckFailed(f"unexpected {what}: {queue.get_nowait()!r}")
 
 
 class ClientEvents(ClientEventHandler):
@@ -170,7 +129,7 @@ class State:
 
 
 async def check_connect(st):
-    token = hs256_token(st.secret, {"sub": USER, "exp": int(time.time()) + 3600})
+    token = connection_token(st.secret, USER)
     st.client = Client(st.ws_url, events=st.events, token=token, use_protobuf=False, timeout=WAIT, proxy=None)
     await st.client.connect()
     try:
@@ -186,8 +145,7 @@ async def check_connect(st):
     expect(st.client.state == ClientState.CONNECTED, f"client state {st.client.state}")
     st.client_id = ctx.client
     # The initial connect reported on_connecting; later ones would mean a reconnect.
-    while not st.events.connecting.empty():
-        st.events.connecting.get_nowait()
+    drain(st.events.connecting)
     return f"user {USER} client {ctx.client!r} version {ctx.version!r}"
 
 
@@ -364,44 +322,21 @@ async def run(ws_url, api_url, api_key, secret):
         ("history without history", check_no_history),
         ("disconnect", check_disconnect),
     ]
-    passed = failed = 0
+    report = Report("client_sdk")
     try:
-        for name, fn in checks:
-            try:
-                detail = await fn(st)
-            except CheckFailed as e:
-                failed += 1
-                print(f"FAIL {name}: {e}")
-            except ReplyError as e:
-                failed += 1
-                print(f"FAIL {name}: unexpected server error {e.code} {e.message!r}")
-            except CentrifugeError as e:  # timeout, unsubscribed, disconnected, ...
-                failed += 1
-                print(f"FAIL {name}: unexpected {type(e).__name__}: {e}")
-            except Exception as e:  # bug in the script or the SDK
-                failed += 1
-                print(f"FAIL {name}: unexpected {type(e).__name__}: {e}")
-                traceback.print_exc(limit=3)
-            else:
-                passed += 1
-                print(f"ok   {name}: {detail}")
+        await run_checks_async(report, checks, st)
     finally:
         if st.client is not None and st.client.state != ClientState.DISCONNECTED:
             await st.client.disconnect()
-    return passed, failed
+    return report
 
 
 def main():
-    env = {k: os.environ.get(k, "") for k in ("GYRE_WS_URL", "GYRE_API_URL", "GYRE_API_KEY", "GYRE_SECRET")}
-    missing = [k for k, v in env.items() if not v]
-    if missing:
-        print(f"client_sdk: {', '.join(missing)} must be set", file=sys.stderr)
+    env = read_env("client_sdk", "GYRE_WS_URL", "GYRE_API_URL", "GYRE_API_KEY", "GYRE_SECRET")
+    if env is None:
         return 1
-    passed, failed = asyncio.run(
-        run(env["GYRE_WS_URL"], env["GYRE_API_URL"].rstrip("/"), env["GYRE_API_KEY"], env["GYRE_SECRET"])
-    )
-    print(f"client_sdk: {passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    report = asyncio.run(run(env["GYRE_WS_URL"], env["GYRE_API_URL"], env["GYRE_API_KEY"], env["GYRE_SECRET"]))
+    return report.finish()
 
 
 if __name__ == "__main__":
