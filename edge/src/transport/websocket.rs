@@ -18,8 +18,9 @@ use crate::session::{Batch, Outbox, Session, TransportInfo};
 
 const TRANSPORT: TransportInfo = TransportInfo { name: "websocket" };
 
-/// Read buffer per connection; small so idle connections stay cheap.
-const READ_BUFFER: usize = 4096;
+/// Read buffer per connection; small so idle connections stay cheap (client commands are
+/// small; a larger message is read in several chunks).
+const READ_BUFFER: usize = 1024;
 
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
@@ -122,12 +123,9 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>
                     tracing::error!("non-UTF-8 JSON frame dropped");
                     continue;
                 };
-                match tokio::time::timeout(write_timeout, sink.send(Message::Text(text))).await {
-                    Ok(Ok(())) => {}
-                    _ => {
-                        outbox.close(Disconnect::write_error());
-                        return;
-                    }
+                if !send_within(&mut sink, Message::Text(text), write_timeout).await {
+                    outbox.close(Disconnect::write_error());
+                    return;
                 }
             }
             Batch::Close(d) => {
@@ -140,6 +138,17 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>
                 return;
             }
         }
+    }
+}
+
+/// Sends one frame; a timer is armed only when the socket does not take it at once, so the
+/// common case costs no timer registration.
+async fn send_within(sink: &mut SplitSink<WebSocket, Message>, msg: Message, limit: Duration) -> bool {
+    let send = sink.send(msg);
+    tokio::pin!(send);
+    match futures_util::poll!(send.as_mut()) {
+        std::task::Poll::Ready(r) => r.is_ok(),
+        std::task::Poll::Pending => matches!(tokio::time::timeout(limit, send).await, Ok(Ok(()))),
     }
 }
 
