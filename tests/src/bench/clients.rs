@@ -13,7 +13,7 @@ use tokio::net::TcpSocket;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::Options;
+use super::{Options, Protocol};
 
 /// What all clients saw.
 pub struct Stats {
@@ -82,13 +82,19 @@ pub async fn open_all(o: &Options, sources: &[IpAddr], stats: Arc<Stats>) -> any
     for i in 0..o.connections {
         let permit = sem.clone().acquire_owned().await?;
         let source = sources[i % sources.len()];
-        let ws_url = o.ws.clone();
+        let ws_url = match o.protocol {
+            Protocol::Socketio => {
+                format!("{}?EIO=4&transport=websocket&channel={}{}", o.ws, o.channel_prefix, i % o.channels.max(1))
+            }
+            _ => o.ws.clone(),
+        };
+        let protocol = o.protocol;
         let channel = format!("{}{}", o.channel_prefix, i % o.channels.max(1));
         let tok = token(&o.secret, &format!("u{i}"));
         let stats = stats.clone();
         let ready = ready_tx.clone();
         tasks.push(tokio::spawn(async move {
-            let ws = match connect(source, target, &ws_url, &tok, &channel).await {
+            let ws = match connect(protocol, source, target, &ws_url, &tok, &channel).await {
                 Ok(ws) => {
                     drop(permit);
                     let _ = ready.send(Ok(()));
@@ -99,7 +105,7 @@ pub async fn open_all(o: &Options, sources: &[IpAddr], stats: Arc<Stats>) -> any
                     return;
                 }
             };
-            read_loop(ws, stats).await;
+            read_loop(protocol, ws, stats).await;
         }));
     }
     for _ in 0..o.connections {
@@ -114,27 +120,47 @@ pub async fn open_all(o: &Options, sources: &[IpAddr], stats: Arc<Stats>) -> any
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-async fn connect(source: IpAddr, target: SocketAddr, url: &str, token: &str, channel: &str) -> Result<Ws, String> {
+async fn connect(
+    protocol: Protocol,
+    source: IpAddr,
+    target: SocketAddr,
+    url: &str,
+    token: &str,
+    channel: &str,
+) -> Result<Ws, String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     // Ports of earlier runs may still be in TIME_WAIT.
     socket.set_reuseaddr(true).map_err(|e| e.to_string())?;
     socket.bind(SocketAddr::new(source, 0)).map_err(|e| format!("bind {source}: {e}"))?;
     let stream = socket.connect(target).await.map_err(|e| format!("connect: {e}"))?;
     let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.map_err(|e| format!("handshake: {e}"))?;
-    let connect = serde_json::json!({"id": 1, "connect": {"token": token}}).to_string();
-    let subscribe = serde_json::json!({"id": 2, "subscribe": {"channel": channel}}).to_string();
-    ws.send(Message::text(format!("{connect}\n{subscribe}"))).await.map_err(|e| e.to_string())?;
-    let mut replies = 0;
-    while replies < 2 {
+    // What the client sends to subscribe, and the reply that says it is subscribed.
+    let (hello, done): (String, &str) = match protocol {
+        Protocol::Centrifugo => {
+            let connect = serde_json::json!({"id": 1, "connect": {"token": token}}).to_string();
+            let subscribe = serde_json::json!({"id": 2, "subscribe": {"channel": channel}}).to_string();
+            (format!("{connect}\n{subscribe}"), "\"id\":2")
+        }
+        Protocol::NatsWs => {
+            (format!("CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nSUB {channel} 1\r\nPING\r\n"), "PONG")
+        }
+        // engine.io open packet first, then the default namespace's connect.
+        Protocol::Socketio => ("40".to_string(), "40{"),
+    };
+    ws.send(Message::text(hello)).await.map_err(|e| e.to_string())?;
+    loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => {
-                for line in t.split('\n') {
-                    if line.contains("\"error\"") {
-                        return Err(format!("server refused: {line}"));
-                    }
-                    if line.contains("\"id\":1") || line.contains("\"id\":2") {
-                        replies += 1;
-                    }
+                if t.contains("\"error\"") || t.starts_with("-ERR") || t.starts_with("44") {
+                    return Err(format!("server refused: {t}"));
+                }
+                if t.contains(done) {
+                    return Ok(ws);
+                }
+            }
+            Some(Ok(Message::Binary(b))) => {
+                if String::from_utf8_lossy(&b).contains(done) {
+                    return Ok(ws);
                 }
             }
             Some(Ok(Message::Close(f))) => return Err(format!("closed: {f:?}")),
@@ -143,18 +169,27 @@ async fn connect(source: IpAddr, target: SocketAddr, url: &str, token: &str, cha
             None => return Err("connection ended".into()),
         }
     }
-    Ok(ws)
 }
 
-async fn read_loop(mut ws: Ws, stats: Arc<Stats>) {
+async fn read_loop(protocol: Protocol, mut ws: Ws, stats: Arc<Stats>) {
+    let (ping, pong) = match protocol {
+        Protocol::Centrifugo => ("{}", "{}"),
+        Protocol::NatsWs => ("PING", "PONG\r\n"),
+        Protocol::Socketio => ("2", "3"),
+    };
     while let Some(Ok(msg)) = ws.next().await {
-        let Message::Text(t) = msg else { continue };
+        let text = match &msg {
+            Message::Text(t) => t.as_str().to_string(),
+            Message::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => continue,
+        };
         let now = now_us();
         let (mut n, mut pinged) = (0, false);
         {
             let mut hist = stats.latency_us.lock();
-            for line in t.split('\n') {
-                if line == "{}" {
+            for line in text.split(['\n']) {
+                let line = line.trim_end_matches('\r');
+                if line == ping {
                     pinged = true;
                 } else if let Some(at) = sent_at(line) {
                     let _ = hist.record(now.saturating_sub(at).max(1));
@@ -164,8 +199,7 @@ async fn read_loop(mut ws: Ws, stats: Arc<Stats>) {
         }
         stats.delivered.fetch_add(n, Ordering::Relaxed);
         if pinged {
-            // Answer the server's ping.
-            let _ = ws.send(Message::text("{}")).await;
+            let _ = ws.send(Message::text(pong)).await;
         }
     }
 }

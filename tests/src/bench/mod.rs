@@ -13,6 +13,17 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+/// The wire protocol of the server under test.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Centrifugo JSON over WebSocket (Gyre, the reference server); publish via HTTP API.
+    Centrifugo,
+    /// NATS client protocol over WebSocket (nats-server's websocket listener); publish via NATS.
+    NatsWs,
+    /// Socket.IO 4 (engine.io over WebSocket); publish via the peer's HTTP endpoint.
+    Socketio,
+}
+
 /// Load options; every run is bounded by `--connections` and `--duration`.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "gyre-bench", about = "Load test a Centrifugo-protocol server (Gyre or the reference)")]
@@ -58,6 +69,12 @@ pub struct Options {
     /// Connection attempts in flight at once.
     #[arg(long, default_value_t = 256)]
     pub connect_concurrency: usize,
+    /// Protocol of the server under test.
+    #[arg(long, value_enum, default_value = "centrifugo")]
+    pub protocol: Protocol,
+    /// NATS URL the publisher uses with `--protocol nats-ws`.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

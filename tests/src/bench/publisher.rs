@@ -3,10 +3,13 @@
 use std::time::{Duration, Instant};
 
 use super::clients::now_us;
-use super::Options;
+use super::{Options, Protocol};
 
 /// Runs for `o.duration` seconds; returns how many publications the server accepted.
 pub async fn run(o: &Options) -> anyhow::Result<u64> {
+    if o.protocol == Protocol::NatsWs {
+        return run_nats(o).await;
+    }
     let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(64).build()?;
     let url = format!("{}/publish", o.api);
     let total = o.rate * o.duration;
@@ -40,5 +43,25 @@ pub async fn run(o: &Options) -> anyhow::Result<u64> {
     while let Some(ok) = done_rx.recv().await {
         accepted += u64::from(ok);
     }
+    Ok(accepted)
+}
+
+/// The NATS peer's backend publishes with a NATS client (what a NATS user would do).
+async fn run_nats(o: &Options) -> anyhow::Result<u64> {
+    let client = async_nats::connect(&o.nats).await?;
+    let total = o.rate * o.duration;
+    let padding = "x".repeat(o.payload.saturating_sub(24));
+    let interval = Duration::from_secs_f64(1.0 / o.rate.max(1) as f64);
+    let started = Instant::now();
+    let mut accepted = 0;
+    for i in 0..total {
+        tokio::time::sleep_until((started + interval.mul_f64(i as f64)).into()).await;
+        let subject = format!("{}{}", o.channel_prefix, i % o.channels.max(1) as u64);
+        let body = format!(r#"{{"t":{},"p":"{}"}}"#, now_us(), padding);
+        if client.publish(subject, body.into()).await.is_ok() {
+            accepted += 1;
+        }
+    }
+    client.flush().await?;
     Ok(accepted)
 }
