@@ -72,21 +72,27 @@ fn token(secret: &str, user: &str) -> String {
 
 /// Opens every connection (bounded concurrency) and waits until all are subscribed.
 pub async fn open_all(o: &Options, sources: &[IpAddr], stats: Arc<Stats>) -> anyhow::Result<Clients> {
-    let url = url::Url::parse(&o.ws)?;
-    let host = url.host_str().unwrap_or("127.0.0.1").to_string();
-    let port = url.port().unwrap_or(80);
-    let target: SocketAddr = format!("{host}:{port}").parse()?;
+    // Clients spread round robin over the servers (several nodes: comma-separated URLs).
+    let mut targets: Vec<(String, SocketAddr)> = Vec::new();
+    for ws in o.ws.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let url = url::Url::parse(ws)?;
+        let host = url.host_str().unwrap_or("127.0.0.1").to_string();
+        let port = url.port().unwrap_or(80);
+        targets.push((ws.to_string(), format!("{host}:{port}").parse()?));
+    }
+    anyhow::ensure!(!targets.is_empty(), "--ws names no server");
     let sem = Arc::new(tokio::sync::Semaphore::new(o.connect_concurrency.max(1)));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
     let mut tasks = Vec::with_capacity(o.connections);
     for i in 0..o.connections {
         let permit = sem.clone().acquire_owned().await?;
         let source = sources[i % sources.len()];
+        let (base, target) = targets[i % targets.len()].clone();
         let ws_url = match o.protocol {
             Protocol::Socketio => {
-                format!("{}?EIO=4&transport=websocket&channel={}{}", o.ws, o.channel_prefix, i % o.channels.max(1))
+                format!("{base}?EIO=4&transport=websocket&channel={}{}", o.channel_prefix, i % o.channels.max(1))
             }
-            _ => o.ws.clone(),
+            _ => base,
         };
         let protocol = o.protocol;
         let channel = format!("{}{}", o.channel_prefix, i % o.channels.max(1));

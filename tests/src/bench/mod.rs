@@ -28,7 +28,7 @@ pub enum Protocol {
 #[derive(Parser, Debug, Clone)]
 #[command(name = "gyre-bench", about = "Load test a Centrifugo-protocol server (Gyre or the reference)")]
 pub struct Options {
-    /// WebSocket URL of the server.
+    /// WebSocket URL of the server (comma-separated for several nodes; clients alternate).
     #[arg(long, default_value = "ws://127.0.0.1:8000/connection/websocket")]
     pub ws: String,
     /// Server API base (publish goes to <api>/publish).
@@ -57,9 +57,9 @@ pub struct Options {
     /// Seconds of publishing (at most 600).
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
-    /// Server process id for RSS and CPU figures (from /proc).
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// Server process id(s) for RSS and CPU figures (from /proc; comma-separated: summed).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// Local source addresses 127.0.0.1..=127.0.0.N to open more than ~28k connections.
     #[arg(long, default_value_t = 1)]
     pub source_ips: u8,
@@ -136,15 +136,22 @@ fn print_report(o: &Options, r: &Report) {
 
 pub async fn run(o: Options) -> anyhow::Result<Report> {
     let sources: Vec<IpAddr> = (1..=o.source_ips.max(1)).map(|i| IpAddr::from([127, 0, 0, i])).collect();
-    let rss_before = o.server_pid.and_then(procfs::rss_kb);
+    let pids = o.server_pid.clone();
+    let sum = |f: fn(u32) -> Option<u64>| -> Option<u64> {
+        if pids.is_empty() {
+            return None;
+        }
+        pids.iter().map(|p| f(*p)).sum()
+    };
+    let rss_before = sum(procfs::rss_kb);
     let stats = Arc::new(clients::Stats::default());
     let started = Instant::now();
     let conns = clients::open_all(&o, &sources, stats.clone()).await?;
     let connect_secs = started.elapsed().as_secs_f64();
     // Let the server settle, then read its idle memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after = o.server_pid.and_then(procfs::rss_kb);
-    let cpu_before = o.server_pid.and_then(procfs::cpu_ms);
+    let rss_after = sum(procfs::rss_kb);
+    let cpu_before = sum(procfs::cpu_ms);
 
     let publish_started = Instant::now();
     let published = publisher::run(&o).await?;
@@ -155,7 +162,7 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = publish_started.elapsed().as_secs_f64();
-    let cpu_after = o.server_pid.and_then(procfs::cpu_ms);
+    let cpu_after = sum(procfs::cpu_ms);
     let delivered = stats.delivered();
     drop(conns);
 
