@@ -44,9 +44,13 @@ pub fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
-/// Finds `"t":<digits>` in a publication push without parsing the whole JSON.
+/// Finds `"t":<digits>` in a publication push without parsing the whole JSON (also inside
+/// a JSON-encoded string, `\"t\":`, as Pusher sends data).
 fn sent_at(line: &str) -> Option<u64> {
-    let i = line.find("\"t\":")? + 4;
+    let i = match line.find("\"t\":") {
+        Some(i) => i + 4,
+        None => line.find("\\\"t\\\":")? + 6,
+    };
     let digits: &str = &line[i..];
     let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
     digits[..end].parse().ok()
@@ -92,6 +96,7 @@ pub async fn open_all(o: &Options, sources: &[IpAddr], stats: Arc<Stats>) -> any
             Protocol::Socketio => {
                 format!("{base}?EIO=4&transport=websocket&channel={}{}", o.channel_prefix, i % o.channels.max(1))
             }
+            Protocol::Pusher => format!("{base}/app/{}?protocol=7&client=gyre-bench&version=1.0", o.pusher_key),
             _ => base,
         };
         let protocol = o.protocol;
@@ -152,12 +157,17 @@ async fn connect(
         }
         // engine.io open packet first, then the default namespace's connect.
         Protocol::Socketio => ("40".to_string(), "40{"),
+        Protocol::Pusher => (
+            serde_json::json!({"event": "pusher:subscribe", "data": {"channel": channel}}).to_string(),
+            "subscription_succeeded",
+        ),
     };
     ws.send(Message::text(hello)).await.map_err(|e| e.to_string())?;
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => {
-                if t.contains("\"error\"") || t.starts_with("-ERR") || t.starts_with("44") {
+                if t.contains("\"error\"") || t.starts_with("-ERR") || t.starts_with("44") || t.contains("pusher:error")
+                {
                     return Err(format!("server refused: {t}"));
                 }
                 if t.contains(done) {
@@ -182,6 +192,7 @@ async fn read_loop(protocol: Protocol, mut ws: Ws, stats: Arc<Stats>) {
         Protocol::Centrifugo => ("{}", "{}"),
         Protocol::NatsWs => ("PING", "PONG\r\n"),
         Protocol::Socketio => ("2", "3"),
+        Protocol::Pusher => (r#"{"event":"pusher:ping","data":{}}"#, r#"{"event":"pusher:pong","data":{}}"#),
     };
     while let Some(Ok(msg)) = ws.next().await {
         let text = match &msg {

@@ -22,6 +22,8 @@ pub enum Protocol {
     NatsWs,
     /// Socket.IO 4 (engine.io over WebSocket); publish via the peer's HTTP endpoint.
     Socketio,
+    /// Pusher protocol 7 (sockudo, soketi); publish via the signed Pusher HTTP API.
+    Pusher,
 }
 
 /// Load options; every run is bounded by `--connections` and `--duration`.
@@ -72,6 +74,13 @@ pub struct Options {
     /// Protocol of the server under test.
     #[arg(long, value_enum, default_value = "centrifugo")]
     pub protocol: Protocol,
+    /// Pusher app id / key / secret with `--protocol pusher`.
+    #[arg(long, default_value = "app-id")]
+    pub pusher_app_id: String,
+    #[arg(long, default_value = "app-key")]
+    pub pusher_key: String,
+    #[arg(long, default_value = "app-secret")]
+    pub pusher_secret: String,
     /// NATS URL the publisher uses with `--protocol nats-ws`.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     pub nats: String,
