@@ -88,9 +88,6 @@ fn encode_publication(channel: &str, publication: Arc<Publication>) -> Bytes {
     json::encode_reply(&Reply::push(Push { channel: channel.to_string(), body: PushBody::Publication(publication) }))
 }
 
-/// What a broadcast reached (for metrics).
-pub struct Delivered(pub usize);
-
 impl Default for Hub {
     fn default() -> Self {
         Self {
@@ -201,12 +198,12 @@ impl Hub {
     }
 
     /// Encodes a join/leave push once and queues it for subscribers that asked for them.
-    fn fan_out_join_leave(&self, channel: &str, push: impl FnOnce() -> Push) -> Delivered {
-        let Some(entry) = self.entry(channel) else { return Delivered(0) };
+    fn fan_out_join_leave(&self, channel: &str, push: impl FnOnce() -> Push) -> usize {
+        let Some(entry) = self.entry(channel) else { return 0 };
         let subs = entry.subs.lock();
         let mut targets = subs.values().filter(|s| s.join_leave && s.pending.is_none() && !s.broken).peekable();
         if targets.peek().is_none() {
-            return Delivered(0);
+            return 0;
         }
         let bytes = json::encode_reply(&Reply::push(push()));
         let mut n = 0;
@@ -214,7 +211,7 @@ impl Hub {
             sub.client.send(bytes.clone());
             n += 1;
         }
-        Delivered(n)
+        n
     }
 
     /// Delivers a publication: encoded once, the same bytes queued for every subscriber;
@@ -224,8 +221,8 @@ impl Hub {
         channel: &str,
         publication: Arc<Publication>,
         position: &StreamPosition,
-    ) -> Delivered {
-        let Some(entry) = self.entry(channel) else { return Delivered(0) };
+    ) -> usize {
+        let Some(entry) = self.entry(channel) else { return 0 };
         let mut subs = entry.subs.lock();
         let mut bytes: Option<Bytes> = None;
         let mut n = 0;
@@ -257,7 +254,7 @@ impl Hub {
             sub.client.send(b.clone());
             n += 1;
         }
-        Delivered(n)
+        n
     }
 
     /// Ends a subscriber's sync: queues `prelude` (the subscribe reply), then the held
@@ -296,14 +293,14 @@ impl Hub {
         true
     }
 
-    pub fn broadcast_join(&self, channel: &str, info: &ClientInfo) -> Delivered {
+    pub fn broadcast_join(&self, channel: &str, info: &ClientInfo) -> usize {
         self.fan_out_join_leave(channel, || Push {
             channel: channel.to_string(),
             body: PushBody::Join(JoinLeave { info: info.clone() }),
         })
     }
 
-    pub fn broadcast_leave(&self, channel: &str, info: &ClientInfo) -> Delivered {
+    pub fn broadcast_leave(&self, channel: &str, info: &ClientInfo) -> usize {
         self.fan_out_join_leave(channel, || Push {
             channel: channel.to_string(),
             body: PushBody::Leave(JoinLeave { info: info.clone() }),

@@ -44,7 +44,6 @@ pub struct Node {
     presence: Arc<dyn PresenceManager>,
     memory_broker: Option<Arc<MemoryBroker>>,
     pub metrics: Metrics,
-    started: Instant,
     shutting_down: AtomicBool,
 }
 
@@ -68,15 +67,15 @@ struct HubHandler {
 
 impl BrokerEventHandler for HubHandler {
     fn handle_publication(&self, channel: &str, publication: Arc<Publication>, position: &StreamPosition) {
-        let n = self.hub.broadcast_publication(channel, publication, position).0;
+        let n = self.hub.broadcast_publication(channel, publication, position);
         self.sent.with_label_values(&["publication"]).inc_by(n as u64);
     }
     fn handle_join(&self, channel: &str, info: &ClientInfo) {
-        let n = self.hub.broadcast_join(channel, info).0;
+        let n = self.hub.broadcast_join(channel, info);
         self.sent.with_label_values(&["join"]).inc_by(n as u64);
     }
     fn handle_leave(&self, channel: &str, info: &ClientInfo) {
-        let n = self.hub.broadcast_leave(channel, info).0;
+        let n = self.hub.broadcast_leave(channel, info);
         self.sent.with_label_values(&["leave"]).inc_by(n as u64);
     }
     fn handle_command(&self, command: &UserCommand) {
@@ -136,7 +135,6 @@ impl Node {
             presence,
             memory_broker,
             metrics,
-            started,
             shutting_down: AtomicBool::new(false),
         }))
     }
@@ -176,10 +174,6 @@ impl Node {
                 }
             }
         });
-    }
-
-    pub fn uptime_secs(&self) -> u64 {
-        self.started.elapsed().as_secs()
     }
 
     pub fn begin_shutdown(&self) {

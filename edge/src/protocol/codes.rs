@@ -85,11 +85,6 @@ impl Disconnect {
     pub fn message_too_big() -> Self {
         Self { code: 1009, reason: "message size limit exceeded".to_string() }
     }
-
-    /// Whether official SDKs reconnect after this code.
-    pub fn reconnects(&self) -> bool {
-        !((3500..4000).contains(&self.code) || (4500..5000).contains(&self.code))
-    }
 }
 
 impl std::fmt::Display for Disconnect {

@@ -19,16 +19,6 @@ impl Payload {
         Ok(Self::from_raw(raw))
     }
 
-    /// Wraps an already parsed JSON value.
-    pub fn from_value(value: &serde_json::Value) -> Self {
-        // Serializing a Value always yields valid, newline-free JSON.
-        let text = value.to_string();
-        match RawValue::from_string(text) {
-            Ok(raw) => Self(Arc::from(raw)),
-            Err(_) => Self::null(),
-        }
-    }
-
     /// JSON `null`.
     pub fn null() -> Self {
         Self::from_raw(RawValue::NULL.to_owned())

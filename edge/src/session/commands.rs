@@ -172,9 +172,7 @@ impl Session {
                 }
                 Err(code) => {
                     for p in &prepared {
-                        if self.node.hub.remove_subscriber(p.channel(), &handle.id) {
-                            self.node.broker_unsubscribe(p.channel()).await;
-                        }
+                        self.drop_subscriber(&handle, p.channel()).await;
                     }
                     self.node.hub.remove_client(&handle);
                     return self.fail_connect(id, code);

@@ -80,10 +80,6 @@ impl Session {
         }
     }
 
-    pub fn outbox(&self) -> &Arc<Outbox> {
-        &self.outbox
-    }
-
     /// Handles one incoming text frame of newline-delimited JSON commands, in order.
     pub async fn handle_frame(&mut self, frame: &str) -> Result<(), Disconnect> {
         let commands = json::decode_commands(frame).map_err(|err| {

@@ -112,7 +112,7 @@ impl Session {
         }
     }
 
-    async fn drop_subscriber(&self, handle: &ClientHandle, channel: &str) {
+    pub(super) async fn drop_subscriber(&self, handle: &ClientHandle, channel: &str) {
         if self.node.hub.remove_subscriber(channel, &handle.id) {
             self.node.broker_unsubscribe(channel).await;
         }
