@@ -215,6 +215,46 @@ function main(fn) {
   );
 }
 
+// A client of user `user` whose reconnects can be held back: getData runs before every connect
+// attempt, so holding it while publications are made keeps the reconnect from overtaking them
+// however short the reconnect delay.
+function holdableClient(user) {
+  let gate = null;
+  const client = newClient({
+    token: makeToken({ sub: user }),
+    getData: async () => {
+      if (gate) {
+        await gate;
+      }
+      return null;
+    },
+  });
+  client.hold = () => {
+    let release;
+    gate = new Promise((resolve) => { release = resolve; });
+    return release;
+  };
+  return client;
+}
+
+// Disconnects `user` through the API with the reconnect code 3011, publishes {n} for n in
+// `missed` to `channel` once the client knows it is away, then lets it reconnect. Returns the
+// `connecting` and the new `connected` contexts.
+async function missWhileAway(client, user, channel, missed) {
+  const connecting = waitEvent(client, 'connecting');
+  const reconnected = waitEvent(client, 'connected');
+  const release = client.hold();
+  const reply = await api('disconnect', { user, disconnect: { code: 3011, reason: 'force reconnect' } });
+  assert.ok(!reply.error, `disconnect API reply ${JSON.stringify(reply)}`);
+  const away = await connecting;
+  assert.equal(away.code, 3011, `connecting ${JSON.stringify(away)}`);
+  for (const n of missed) {
+    await apiPublish(channel, { n });
+  }
+  release();
+  return { away, again: await reconnected };
+}
+
 module.exports = {
   WAIT_MS,
   assert,
@@ -225,6 +265,8 @@ module.exports = {
   debug,
   newClient,
   newSubscription,
+  holdableClient,
+  missWhileAway,
   withTimeout,
   waitEvent,
   collect,

@@ -10,18 +10,7 @@ const c = require('./common');
 const CHANNEL = `small:u-${crypto.randomBytes(6).toString('hex')}`;
 
 c.main(async (cleanup) => {
-  // getData runs before every connect attempt: holding it while the missed publications
-  // are made keeps the reconnect from overtaking them however short the reconnect delay.
-  let gate = null;
-  const client = cleanup.add(c.newClient({
-    token: c.makeToken({ sub: '42' }),
-    getData: async () => {
-      if (gate) {
-        await gate;
-      }
-      return null;
-    },
-  }));
+  const client = cleanup.add(c.holdableClient('42'));
   await c.connect(client);
 
   const sub = c.newSubscription(client, CHANNEL);
@@ -34,20 +23,7 @@ c.main(async (cleanup) => {
   }
   await pubs.waitCount(2);
 
-  const connecting = c.waitEvent(client, 'connecting');
-  const reconnected = c.waitEvent(client, 'connected');
-  let release;
-  gate = new Promise((resolve) => { release = resolve; });
-  const reply = await c.api('disconnect', { user: '42', disconnect: { code: 3011, reason: 'force reconnect' } });
-  c.assert.ok(!reply.error, `disconnect API reply ${JSON.stringify(reply)}`);
-  const away = await connecting;
-  c.assert.equal(away.code, 3011, `connecting ${JSON.stringify(away)}`);
-  for (let i = 3; i <= 7; i++) {
-    await c.apiPublish(CHANNEL, { n: i });
-  }
-  release();
-
-  await reconnected;
+  await c.missWhileAway(client, '42', CHANNEL, [3, 4, 5, 6, 7]);
   const [, resubscribed] = await subscribeds.waitCount(2);
   c.assert.equal(resubscribed.wasRecovering, true, `resubscribed ${JSON.stringify(resubscribed)}`);
   c.assert.equal(resubscribed.recovered, false, `resubscribed ${JSON.stringify(resubscribed)}`);
