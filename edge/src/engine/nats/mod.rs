@@ -269,26 +269,23 @@ impl Shared {
     /// Hands one live message to the hub.
     fn dispatch(&self, channel: &str, namespace: &str, msg: async_nats::Message) {
         let headers = msg.headers.as_ref();
-        let header =
-            |name: async_nats::header::HeaderName| headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
-        let custom = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
-        let kind = custom(KIND);
-        match kind.as_deref() {
-            Some("join") | Some("leave") => {
+        // Header values are read in place: one live message per channel per node, no copies.
+        let number = |v: Option<&async_nats::HeaderValue>| v.and_then(|v| v.as_str().parse::<u64>().ok()).unwrap_or(0);
+        let kind = headers.and_then(|h| h.get(KIND)).map(|v| v.as_str());
+        match kind {
+            Some(kind @ ("join" | "leave")) => {
                 let Ok(info) = serde_json::from_slice::<ClientInfo>(&msg.payload) else { return };
-                if kind.as_deref() == Some("join") {
+                if kind == "join" {
                     self.handler.handle_join(channel, &info);
                 } else {
                     self.handler.handle_leave(channel, &info);
                 }
             }
-            kind => {
-                let seq = header(async_nats::header::NATS_SEQUENCE).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-                let prev = custom(PREV).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-                if kind == Some("mark") {
-                    // Position marks anchor writes only; publications chain past them.
-                    return;
-                }
+            // Position marks anchor writes only; publications chain past them.
+            Some(_) => {}
+            None => {
+                let seq = number(headers.and_then(|h| h.get(async_nats::header::NATS_SEQUENCE)));
+                let prev = number(headers.and_then(|h| h.get(PREV)));
                 let epoch = self.streams.read().get(namespace).map(|s| s.epoch.clone()).unwrap_or_default();
                 let position = StreamPosition { offset: seq, epoch };
                 let Ok(mut publication) = history::decode_publication(&msg.payload) else {
