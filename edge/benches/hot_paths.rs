@@ -1,4 +1,5 @@
-//! Micro-benchmarks of the hot paths, so regressions are visible: protocol decode/encode,
+//! Micro-benchmarks of the hot paths, so regressions are visible: protocol decode/encode (JSON
+//! and Protobuf),
 //! hub fan-out to 10k subscribers, JWT verification.
 
 use std::sync::Arc;
@@ -6,13 +7,41 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gyre_edge::node::hub::{Hub, Subscriber};
-use gyre_edge::protocol::{json, Payload, Publication, Push, PushBody, Reply, StreamPosition};
+use gyre_edge::protocol::{json, proto, Encoding, Payload, Publication, Push, PushBody, Reply, StreamPosition};
 use gyre_edge::session::{Batch, ClientHandle, Outbox};
+use prost::Message as _;
 
 fn protocol(c: &mut Criterion) {
     let frame = r#"{"id":1,"connect":{"token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.x","name":"js"}}
 {"id":2,"subscribe":{"channel":"chat:index","recoverable":true,"flag":1}}"#;
     c.bench_function("decode connect+subscribe frame", |b| b.iter(|| json::decode_commands(frame).unwrap()));
+    let pb_frame: Vec<u8> = [
+        proto::Command {
+            id: 1,
+            connect: Some(proto::ConnectRequest {
+                token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.x".into(),
+                name: "js".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        proto::Command {
+            id: 2,
+            subscribe: Some(proto::SubscribeRequest {
+                channel: "chat:index".into(),
+                recoverable: true,
+                flag: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ]
+    .iter()
+    .flat_map(|c| c.encode_length_delimited_to_vec())
+    .collect();
+    c.bench_function("decode connect+subscribe frame (protobuf)", |b| {
+        b.iter(|| Encoding::Protobuf.decode_commands(&pb_frame).unwrap())
+    });
     let publication = Arc::new(Publication {
         data: Payload::from_json(r#"{"text":"hello world","n":12345}"#).unwrap(),
         info: None,
@@ -20,14 +49,16 @@ fn protocol(c: &mut Criterion) {
         tags: Default::default(),
         prev_offset: 41,
     });
-    c.bench_function("encode publication push", |b| {
-        b.iter(|| {
-            json::encode_reply(&Reply::push(Push {
-                channel: "chat:index".into(),
-                body: PushBody::Publication(publication.clone()),
-            }))
-        })
-    });
+    for encoding in [Encoding::Json, Encoding::Protobuf] {
+        c.bench_function(&format!("encode publication push ({})", encoding.name()), |b| {
+            b.iter(|| {
+                encoding.encode_reply(&Reply::push(Push {
+                    channel: "chat:index".into(),
+                    body: PushBody::Publication(publication.clone()),
+                }))
+            })
+        });
+    }
 }
 
 fn fan_out(c: &mut Criterion) {
@@ -35,7 +66,8 @@ fn fan_out(c: &mut Criterion) {
     let mut outboxes = Vec::new();
     for i in 0..10_000 {
         let outbox = Arc::new(Outbox::new(1 << 20));
-        let client = Arc::new(ClientHandle::new(Arc::from(format!("c{i}")), Arc::from("u"), outbox.clone()));
+        let client =
+            Arc::new(ClientHandle::new(Arc::from(format!("c{i}")), Arc::from("u"), Encoding::Json, outbox.clone()));
         hub.add_subscriber("big", Subscriber::live(client, false, false), || {});
         outboxes.push(outbox);
     }

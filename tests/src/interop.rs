@@ -72,11 +72,16 @@ pub async fn run_js_env(gyre: &Gyre, script: &str, extra: &[(&str, String)]) -> 
 
 /// Runs `tests/interop/py/<script>` with the interop virtualenv's Python; returns its stdout.
 pub async fn run_py(gyre: &Gyre, script: &str) -> String {
+    run_py_args(gyre, script, &[]).await
+}
+
+/// [`run_py`] with command-line arguments for the script.
+pub async fn run_py_args(gyre: &Gyre, script: &str, args: &[&str]) -> String {
     let dir = py_dir();
     let python = dir.join(".venv/bin/python");
     assert!(python.exists(), "the Python interop virtualenv is missing at {}; {HINT}", python.display());
     let mut cmd = Command::new(python);
-    cmd.arg(dir.join(script)).current_dir(&dir).env("NO_PROXY", "*");
+    cmd.arg(dir.join(script)).args(args).current_dir(&dir).env("NO_PROXY", "*");
     for (k, v) in env_for(gyre) {
         cmd.env(k, v);
     }

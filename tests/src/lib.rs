@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod interop;
 pub mod nats;
+pub mod pb;
 pub mod ws;
 
 use std::io::{BufRead, BufReader};
@@ -195,6 +196,11 @@ impl Gyre {
     /// A plain HTTP client for requests the helpers do not cover.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// Process id of the node (for /proc figures).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Connects a raw WebSocket client.

@@ -71,3 +71,8 @@ async fn js_api_disconnect_codes_reconnect_or_not() {
 async fn js_user_limited_channels() {
     run_js(&Gyre::start(json!({})), "user_limited.js").await;
 }
+
+#[tokio::test]
+async fn js_protobuf_build_interoperates_with_json_clients() {
+    run_js(&Gyre::start(json!({})), "protobuf.js").await;
+}

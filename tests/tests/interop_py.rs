@@ -1,6 +1,9 @@
 //! The PyPI clients against gyre: `cent` (server API) and `centrifuge-python` (client SDK).
 
-use gyre_tests::{interop::run_py, Gyre};
+use gyre_tests::{
+    interop::{run_py, run_py_args},
+    Gyre,
+};
 use serde_json::json;
 
 #[tokio::test]
@@ -22,4 +25,11 @@ async fn centrifuge_python_connects_subscribes_publishes_and_reads_history_and_p
     let gyre = Gyre::start(json!({}));
     let out = run_py(&gyre, "client_sdk.py").await;
     assert!(out.contains(" 0 failed"), "{out}");
+}
+
+#[tokio::test]
+async fn centrifuge_python_over_protobuf_passes_the_same_checks() {
+    let gyre = Gyre::start(json!({}));
+    let out = run_py_args(&gyre, "client_sdk.py", &["--protobuf"]).await;
+    assert!(out.contains("client_sdk (protobuf)") && out.contains(" 0 failed"), "{out}");
 }

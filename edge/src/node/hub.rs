@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::protocol::{json, ClientInfo, JoinLeave, Publication, Push, PushBody, Reply, StreamPosition};
+use crate::protocol::{ClientInfo, Encoding, JoinLeave, Publication, Push, PushBody, Reply, StreamPosition};
 use crate::session::{ClientHandle, Control};
 
 const SHARDS: usize = 64;
@@ -83,9 +83,26 @@ pub enum Added {
     AlreadySubscribed,
 }
 
-/// Encodes a publication push (once per publication on the live path).
-fn encode_publication(channel: &str, publication: Arc<Publication>) -> Bytes {
-    json::encode_reply(&Reply::push(Push { channel: channel.to_string(), body: PushBody::Publication(publication) }))
+/// Encodes a publication push (once per publication and encoding on the live path).
+fn encode_publication(encoding: Encoding, channel: &str, publication: Arc<Publication>) -> Bytes {
+    encoding.encode_reply(&Reply::push(Push { channel: channel.to_string(), body: PushBody::Publication(publication) }))
+}
+
+/// A message encoded at most once per encoding, on first use.
+struct PerEncoding<F> {
+    encoded: [Option<Bytes>; Encoding::COUNT],
+    encode: F,
+}
+
+impl<F: FnMut(Encoding) -> Bytes> PerEncoding<F> {
+    fn new(encode: F) -> Self {
+        Self { encoded: Default::default(), encode }
+    }
+
+    fn get(&mut self, encoding: Encoding) -> Bytes {
+        let slot = &mut self.encoded[encoding.index()];
+        slot.get_or_insert_with(|| (self.encode)(encoding)).clone()
+    }
 }
 
 impl Default for Hub {
@@ -205,10 +222,11 @@ impl Hub {
         if targets.peek().is_none() {
             return 0;
         }
-        let bytes = json::encode_reply(&Reply::push(push()));
+        let reply = Reply::push(push());
+        let mut bytes = PerEncoding::new(|encoding| encoding.encode_reply(&reply));
         let mut n = 0;
         for sub in targets {
-            sub.client.send(bytes.clone());
+            sub.client.send(bytes.get(sub.client.encoding));
             n += 1;
         }
         n
@@ -224,7 +242,7 @@ impl Hub {
     ) -> usize {
         let Some(entry) = self.entry(channel) else { return 0 };
         let mut subs = entry.subs.lock();
-        let mut bytes: Option<Bytes> = None;
+        let mut bytes = PerEncoding::new(|encoding| encode_publication(encoding, channel, publication.clone()));
         let mut n = 0;
         for sub in subs.values_mut() {
             if sub.broken {
@@ -250,8 +268,7 @@ impl Hub {
                     t.offset = publication.offset;
                 }
             }
-            let b = bytes.get_or_insert_with(|| encode_publication(channel, publication.clone()));
-            sub.client.send(b.clone());
+            sub.client.send(bytes.get(sub.client.encoding));
             n += 1;
         }
         n
@@ -285,7 +302,7 @@ impl Hub {
                 return true;
             }
             last = last.max(publication.offset);
-            sub.client.send(encode_publication(channel, publication));
+            sub.client.send(encode_publication(sub.client.encoding, channel, publication));
         }
         if track {
             sub.tracked = Some(Tracked { offset: last, epoch: position.epoch.clone() });
@@ -348,7 +365,7 @@ mod tests {
 
     fn client() -> (Arc<ClientHandle>, Arc<Outbox>) {
         let outbox = Arc::new(Outbox::new(1 << 20));
-        (Arc::new(ClientHandle::new(Arc::from("c1"), Arc::from("u1"), outbox.clone())), outbox)
+        (Arc::new(ClientHandle::new(Arc::from("c1"), Arc::from("u1"), Encoding::Json, outbox.clone())), outbox)
     }
 
     fn publication(offset: u64) -> Arc<Publication> {

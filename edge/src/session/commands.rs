@@ -59,7 +59,7 @@ impl Session {
             if t.pong_enabled() && t.pong_deadline.is_none() {
                 t.pong_deadline = Some(now + t.pong_timeout);
             }
-            self.send_raw(bytes::Bytes::from_static(json::PING));
+            self.send_raw(self.encoding.ping());
         }
         Ok(())
     }
@@ -144,7 +144,12 @@ impl Session {
         }
 
         let client_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
-        let handle = Arc::new(ClientHandle::new(client_id.clone(), Arc::from(user.as_str()), self.outbox.clone()));
+        let handle = Arc::new(ClientHandle::new(
+            client_id.clone(),
+            Arc::from(user.as_str()),
+            self.encoding,
+            self.outbox.clone(),
+        ));
         self.node.hub.add_client(handle.clone());
         let info = ClientInfo { user, client: client_id.to_string(), conn_info, chan_info: None };
 

@@ -5,18 +5,20 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::outbox::Outbox;
-use crate::protocol::Disconnect;
+use crate::protocol::{Disconnect, Encoding};
 
 /// A live connection as seen by the hub and the server API: its identity and its outbox.
 pub struct ClientHandle {
     pub id: Arc<str>,
     pub user: Arc<str>,
+    /// How messages for this connection are encoded (fan-out encodes once per encoding).
+    pub encoding: Encoding,
     outbox: Arc<Outbox>,
 }
 
 impl ClientHandle {
-    pub fn new(id: Arc<str>, user: Arc<str>, outbox: Arc<Outbox>) -> Self {
-        Self { id, user, outbox }
+    pub fn new(id: Arc<str>, user: Arc<str>, encoding: Encoding, outbox: Arc<Outbox>) -> Self {
+        Self { id, user, encoding, outbox }
     }
 
     /// Queues encoded bytes for the connection's writer.

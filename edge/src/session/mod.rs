@@ -21,13 +21,14 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::node::Node;
-use crate::protocol::{json, ClientInfo, Disconnect, ErrorCode, Reply, ReplyBody};
+use crate::protocol::{ClientInfo, Disconnect, Encoding, ErrorCode, Reply, ReplyBody};
 use timers::Timers;
 
 /// What a transport tells the session about itself.
 #[derive(Debug, Clone, Copy)]
 pub struct TransportInfo {
     pub name: &'static str,
+    pub encoding: Encoding,
 }
 
 /// One subscription of this connection.
@@ -62,6 +63,7 @@ struct Connected {
 pub struct Session {
     node: Arc<Node>,
     outbox: Arc<Outbox>,
+    encoding: Encoding,
     state: State,
     subs: HashMap<String, Subscription>,
     timers: Timers,
@@ -75,14 +77,15 @@ impl Session {
             timers: Timers::new(&config, Instant::now()),
             node,
             outbox,
+            encoding: transport.encoding,
             state: State::Connecting,
             subs: HashMap::new(),
         }
     }
 
-    /// Handles one incoming text frame of newline-delimited JSON commands, in order.
-    pub async fn handle_frame(&mut self, frame: &str) -> Result<(), Disconnect> {
-        let commands = json::decode_commands(frame).map_err(|err| {
+    /// Handles one incoming frame of commands (in the connection's encoding), in order.
+    pub async fn handle_frame(&mut self, frame: &[u8]) -> Result<(), Disconnect> {
+        let commands = self.encoding.decode_commands(frame).map_err(|err| {
             tracing::debug!(%err, "undecodable command");
             Disconnect::bad_request()
         })?;
@@ -104,7 +107,7 @@ impl Session {
     }
 
     fn send_reply(&self, reply: &Reply) {
-        self.outbox.push(json::encode_reply(reply));
+        self.outbox.push(self.encoding.encode_reply(reply));
     }
 
     fn reply(&self, id: u32, body: ReplyBody) {

@@ -241,7 +241,7 @@ impl Session {
         };
         match self.prepare_subscription(&handle, spec).await {
             Ok(prepared) => {
-                let reply = json::encode_reply(&Reply::new(id, ReplyBody::Subscribe(prepared.result.clone())));
+                let reply = self.encoding.encode_reply(&Reply::new(id, ReplyBody::Subscribe(prepared.result.clone())));
                 self.finish_subscription(&handle, &info, prepared, Some(reply)).await;
             }
             Err(code) => self.reply_error(id, "subscribe", code),
@@ -357,7 +357,7 @@ impl Session {
         spec.expires_at = s.expire_at.filter(|at| *at > 0);
         if let Ok(prepared) = self.prepare_subscription(&handle, spec).await {
             let push = Push { channel: s.channel.clone(), body: PushBody::Subscribe(prepared.result.clone()) };
-            let prelude = json::encode_reply(&Reply::push(push));
+            let prelude = self.encoding.encode_reply(&Reply::push(push));
             self.finish_subscription(&handle, &info, prepared, Some(prelude)).await;
         }
         Ok(())

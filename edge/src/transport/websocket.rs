@@ -1,4 +1,5 @@
-//! Bidirectional WebSocket transport (`/connection/websocket`), JSON protocol.
+//! Bidirectional WebSocket transport (`/connection/websocket`): JSON in text frames, or
+//! Protobuf in binary frames when the client asks for it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,16 +8,13 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 
 use crate::node::Node;
-use crate::protocol::Disconnect;
+use crate::protocol::{Disconnect, Encoding};
 use crate::session::{Batch, Outbox, Session, TransportInfo};
-
-const TRANSPORT: TransportInfo = TransportInfo { name: "websocket" };
 
 /// Read buffer per connection; small so idle connections stay cheap (client commands are
 /// small; a larger message is read in several chunks).
@@ -47,25 +45,24 @@ pub async fn handler(
     let wants_protobuf = query.format == "protobuf"
         || query.cf_protocol == "protobuf"
         || ws.requested_protocols().any(|p| p.as_bytes() == b"centrifuge-protobuf");
-    if wants_protobuf {
-        return (StatusCode::BAD_REQUEST, "protobuf protocol is not supported yet; use JSON").into_response();
-    }
+    let (encoding, subprotocol) =
+        if wants_protobuf { (Encoding::Protobuf, "centrifuge-protobuf") } else { (Encoding::Json, "centrifuge-json") };
     let limit = config.websocket_message_size_limit;
     let write_timeout = config.websocket_write_timeout.0;
     let queue_limit = config.client_queue_max_size;
-    ws.protocols(["centrifuge-json"])
+    ws.protocols([subprotocol])
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve(socket, node, queue_limit, write_timeout))
+        .on_upgrade(move |socket| serve(socket, node, encoding, queue_limit, write_timeout))
 }
 
-async fn serve(socket: WebSocket, node: Arc<Node>, queue_limit: usize, write_timeout: Duration) {
+async fn serve(socket: WebSocket, node: Arc<Node>, encoding: Encoding, queue_limit: usize, write_timeout: Duration) {
     let outbox = Arc::new(Outbox::new(queue_limit));
     let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, outbox.clone(), write_timeout));
-    let mut session = Session::new(node, outbox.clone(), TRANSPORT);
+    let writer = tokio::spawn(write_loop(sink, outbox.clone(), encoding, write_timeout));
+    let mut session = Session::new(node, outbox.clone(), TransportInfo { name: "websocket", encoding });
 
     let mut deadline = session.next_deadline();
     let sleep = tokio::time::sleep_until(deadline);
@@ -74,14 +71,19 @@ async fn serve(socket: WebSocket, node: Arc<Node>, queue_limit: usize, write_tim
         tokio::select! {
             msg = stream.next() => match msg {
                 None | Some(Ok(Message::Close(_))) => break None,
-                Some(Ok(Message::Text(text))) => {
+                Some(Ok(Message::Text(text))) if encoding == Encoding::Json => {
                     // Boxed: the command handlers' futures are large, and an idle connection
                     // should not carry their space.
-                    if let Err(d) = Box::pin(session.handle_frame(text.as_str())).await {
+                    if let Err(d) = Box::pin(session.handle_frame(text.as_bytes())).await {
                         break Some(d);
                     }
                 }
-                Some(Ok(Message::Binary(_))) => break Some(Disconnect::bad_request()),
+                Some(Ok(Message::Binary(frame))) if encoding == Encoding::Protobuf => {
+                    if let Err(d) = Box::pin(session.handle_frame(&frame)).await {
+                        break Some(d);
+                    }
+                }
+                Some(Ok(Message::Text(_) | Message::Binary(_))) => break Some(Disconnect::bad_request()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Err(err)) => {
                     tracing::debug!(%err, "websocket read error");
@@ -113,17 +115,28 @@ async fn serve(socket: WebSocket, node: Arc<Node>, queue_limit: usize, write_tim
     }
 }
 
-/// Drains the outbox: every batch becomes one text frame of newline-joined messages.
-async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>, write_timeout: Duration) {
+/// Drains the outbox: every batch becomes one frame (text for JSON, binary for Protobuf).
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    outbox: Arc<Outbox>,
+    encoding: Encoding,
+    write_timeout: Duration,
+) {
     loop {
         match outbox.next_batch().await {
             Batch::Messages(messages) => {
-                let frame = join_messages(messages);
-                let Ok(text) = Utf8Bytes::try_from(frame) else {
-                    tracing::error!("non-UTF-8 JSON frame dropped");
-                    continue;
+                let frame = encoding.join(messages);
+                let message = match encoding {
+                    Encoding::Protobuf => Message::Binary(frame),
+                    Encoding::Json => match Utf8Bytes::try_from(frame) {
+                        Ok(text) => Message::Text(text),
+                        Err(_) => {
+                            tracing::error!("non-UTF-8 JSON frame dropped");
+                            continue;
+                        }
+                    },
                 };
-                if !send_within(&mut sink, Message::Text(text), write_timeout).await {
+                if !send_within(&mut sink, message, write_timeout).await {
                     outbox.close(Disconnect::write_error());
                     return;
                 }
@@ -155,22 +168,6 @@ async fn send_within(sink: &mut SplitSink<WebSocket, Message>, msg: Message, lim
 /// Whether a read failed because a message exceeded the size limit.
 fn is_capacity_error(err: axum::Error) -> bool {
     matches!(err.into_inner().downcast_ref::<tungstenite::Error>(), Some(tungstenite::Error::Capacity(_)))
-}
-
-/// One message as is; several joined with `\n` (no trailing newline).
-fn join_messages(mut messages: Vec<Bytes>) -> Bytes {
-    if messages.len() == 1 {
-        return messages.pop().unwrap_or_default();
-    }
-    let size = messages.iter().map(|m| m.len() + 1).sum::<usize>();
-    let mut buf = BytesMut::with_capacity(size);
-    for (i, m) in messages.iter().enumerate() {
-        if i > 0 {
-            buf.put_u8(b'\n');
-        }
-        buf.put_slice(m);
-    }
-    buf.freeze()
 }
 
 /// Close reasons are limited to 123 bytes by RFC 6455.

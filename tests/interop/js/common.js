@@ -7,6 +7,7 @@
 const crypto = require('node:crypto');
 const assert = require('node:assert/strict');
 const { Centrifuge } = require('centrifuge');
+const { Centrifuge: CentrifugeProtobuf } = require('centrifuge/build/protobuf');
 const WebSocket = require('ws');
 
 // Upper bound of any single wait.
@@ -71,10 +72,11 @@ function debug(...args) {
   }
 }
 
-// A client of the real SDK over `ws`. Its `error` events are recorded in `client.errors`
-// (an EventEmitter without an `error` listener would throw).
-function newClient(options) {
-  const client = new Centrifuge(env('GYRE_WS_URL'), {
+// A client of the real SDK over `ws` (its Protobuf build when `protobuf`). Its `error` events
+// are recorded in `client.errors` (an EventEmitter without an `error` listener would throw).
+function newClient(options, { protobuf = false } = {}) {
+  const Impl = protobuf ? CentrifugeProtobuf : Centrifuge;
+  const client = new Impl(env('GYRE_WS_URL'), {
     websocket: WebSocket,
     minReconnectDelay: 200,
     maxReconnectDelay: 1000,

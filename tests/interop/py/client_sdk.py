@@ -12,7 +12,8 @@ for subscriber, presence and history for subscriber, history_size 100,
 history_ttl 300s, force_recovery), `pub` (client subscribe and publish, no
 history) and `locked` (nothing allowed).
 
-The checks run in order over one connection (JSON protocol) and depend on each
+The checks run in order over one connection (JSON protocol, or Protobuf with
+`--protobuf`: data then travels as bytes of JSON text) and depend on each
 other: once the connection or the chat subscription fails, the later checks
 report that instead of timing out one by one.
 
@@ -20,6 +21,7 @@ Exit code 0 when every check passes, 1 otherwise (or on bad environment).
 """
 
 import asyncio
+import json
 import os
 import sys
 
@@ -119,6 +121,18 @@ class State:
         self.sub_events = SubEvents()
         self.epoch = ""
         self.sent = []  # data published into self.channel, in order
+        self.protobuf = False
+
+    def encode(self, data):
+        """Data as the client publishes it: bytes of JSON text over Protobuf."""
+        return json.dumps(data).encode() if self.protobuf else data
+
+    def decode(self, data):
+        """Received data as a value; over Protobuf it must arrive as bytes."""
+        if not self.protobuf:
+            return data
+        expect(isinstance(data, bytes), f"protobuf data should be bytes, got {type(data).__name__}: {data!r}")
+        return json.loads(data)
 
     def need_client(self):
         expect(self.client is not None and self.client_id, "no connected client (connect failed)")
@@ -130,7 +144,7 @@ class State:
 
 async def check_connect(st):
     token = connection_token(st.secret, USER)
-    st.client = Client(st.ws_url, events=st.events, token=token, use_protobuf=False, timeout=WAIT, proxy=None)
+    st.client = Client(st.ws_url, events=st.events, token=token, use_protobuf=st.protobuf, timeout=WAIT, proxy=None)
     await st.client.connect()
     try:
         await st.client.ready(timeout=WAIT)
@@ -182,7 +196,8 @@ async def check_api_publications(st):
     expect(offsets == [1, 2, 3], f"API publish: expected offsets [1, 2, 3], got {offsets}")
     for i in range(1, 4):
         pub = await next_event(st.sub_events.publications, f"publication #{i} in {st.channel}")
-        expect(pub.data == st.sent[i - 1], f"publication #{i}: data {pub.data!r}, expected {st.sent[i - 1]!r}")
+        got = st.decode(pub.data)
+        expect(got == st.sent[i - 1], f"publication #{i}: data {got!r}, expected {st.sent[i - 1]!r}")
         expect(pub.offset == i, f"publication #{i}: offset {pub.offset}, expected {i}")
         expect(pub.info is None, f"publication #{i} from the API: expected no client info, got {pub.info!r}")
     return "3 publications in order, offsets 1..3"
@@ -191,10 +206,11 @@ async def check_api_publications(st):
 async def check_client_publish(st):
     st.need_sub()
     data = {"x": 1}
-    await st.sub.publish(data)
+    await st.sub.publish(st.encode(data))
     st.sent.append(data)
     pub = await next_event(st.sub_events.publications, f"own publication in {st.channel}")
-    expect(pub.data == data, f"own publication: data {pub.data!r}, expected {data!r}")
+    got = st.decode(pub.data)
+    expect(got == data, f"own publication: data {got!r}, expected {data!r}")
     expect(pub.offset == 4, f"own publication: offset {pub.offset}, expected 4")
     expect(pub.info is not None, "own publication: missing client info")
     expect(pub.info.user == USER, f"own publication: info.user {pub.info.user!r}, expected {USER!r}")
@@ -208,7 +224,8 @@ async def check_history(st):
     expect(len(res.publications) == 4, f"history: expected 4 publications, got {len(res.publications)} ({res!r})")
     for i, pub in enumerate(res.publications, start=1):
         expect(pub.offset == i, f"history publication #{i}: offset {pub.offset}")
-        expect(pub.data == st.sent[i - 1], f"history publication #{i}: data {pub.data!r}, expected {st.sent[i - 1]!r}")
+        got = st.decode(pub.data)
+        expect(got == st.sent[i - 1], f"history publication #{i}: data {got!r}, expected {st.sent[i - 1]!r}")
     last = res.publications[-1]
     expect(last.info is not None and last.info.user == USER, f"history publication #4: info {last.info!r}, expected user {USER!r}")
     expect(res.offset == 4, f"history: top offset {res.offset}, expected 4")
@@ -281,9 +298,10 @@ async def check_no_history(st):
         except SubscriptionUnsubscribedError:
             raise CheckFailed(f"subscribe {channel}: unsubscribed") from None
         # Publishing is allowed for any client in `pub`.
-        await sub.publish({"y": 2})
+        await sub.publish(st.encode({"y": 2}))
         pub = await next_event(events.publications, f"publication in {channel}")
-        expect(pub.data == {"y": 2}, f"{channel}: publication data {pub.data!r}")
+        got = st.decode(pub.data)
+        expect(got == {"y": 2}, f"{channel}: publication data {got!r}")
         expect(pub.offset == 0, f"{channel}: publication offset {pub.offset}, expected 0 (no history)")
         expect(pub.info is not None and pub.info.user == USER, f"{channel}: publication info {pub.info!r}")
         try:
@@ -307,8 +325,9 @@ async def check_disconnect(st):
     return f"disconnected ({ctx.code} {ctx.reason!r})"
 
 
-async def run(ws_url, api_url, api_key, secret):
+async def run(ws_url, api_url, api_key, secret, protobuf):
     st = State(ws_url, api_url, api_key, secret)
+    st.protobuf = protobuf
     checks = [
         ("connect", check_connect),
         ("subscribe chat", check_subscribe),
@@ -322,7 +341,7 @@ async def run(ws_url, api_url, api_key, secret):
         ("history without history", check_no_history),
         ("disconnect", check_disconnect),
     ]
-    report = Report("client_sdk")
+    report = Report("client_sdk (protobuf)" if protobuf else "client_sdk")
     try:
         await run_checks_async(report, checks, st)
     finally:
@@ -335,7 +354,10 @@ def main():
     env = read_env("client_sdk", "GYRE_WS_URL", "GYRE_API_URL", "GYRE_API_KEY", "GYRE_SECRET")
     if env is None:
         return 1
-    report = asyncio.run(run(env["GYRE_WS_URL"], env["GYRE_API_URL"], env["GYRE_API_KEY"], env["GYRE_SECRET"]))
+    protobuf = "--protobuf" in sys.argv[1:]
+    report = asyncio.run(
+        run(env["GYRE_WS_URL"], env["GYRE_API_URL"], env["GYRE_API_KEY"], env["GYRE_SECRET"], protobuf)
+    )
     return report.finish()
 
 

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
+use gyre_edge::protocol::proto;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
+use prost::Message as _;
 use tokio::net::TcpSocket;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -37,6 +39,20 @@ impl Stats {
 
     pub fn latencies(&self) -> Histogram<u64> {
         self.latency_us.lock().clone()
+    }
+
+    /// Adds what another process's clients saw (several load processes, one report).
+    pub fn merge(&self, delivered: u64, latency_us: &[(u64, u64)]) {
+        self.delivered.fetch_add(delivered, Ordering::Relaxed);
+        let mut hist = self.latency_us.lock();
+        for &(value, count) in latency_us {
+            let _ = hist.record_n(value, count);
+        }
+    }
+
+    /// The recorded latencies as (value µs, count) pairs, for [`Stats::merge`] elsewhere.
+    pub fn latency_counts(&self) -> Vec<(u64, u64)> {
+        self.latency_us.lock().iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect()
     }
 }
 
@@ -87,8 +103,11 @@ pub async fn open_all(o: &Options, sources: &[IpAddr], stats: Arc<Stats>) -> any
     anyhow::ensure!(!targets.is_empty(), "--ws names no server");
     let sem = Arc::new(tokio::sync::Semaphore::new(o.connect_concurrency.max(1)));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
-    let mut tasks = Vec::with_capacity(o.connections);
-    for i in 0..o.connections {
+    // This process's share of the clients: every `count`-th from `index` (one process: all).
+    let (index, count) = o.share();
+    let mine: Vec<usize> = (index..o.connections).step_by(count).collect();
+    let mut tasks = Vec::with_capacity(mine.len());
+    for &i in &mine {
         let permit = sem.clone().acquire_owned().await?;
         let source = sources[i % sources.len()];
         let (base, target) = targets[i % targets.len()].clone();
@@ -97,6 +116,7 @@ pub async fn open_all(o: &Options, sources: &[IpAddr], stats: Arc<Stats>) -> any
                 format!("{base}?EIO=4&transport=websocket&channel={}{}", o.channel_prefix, i % o.channels.max(1))
             }
             Protocol::Pusher => format!("{base}/app/{}?protocol=7&client=gyre-bench&version=1.0", o.pusher_key),
+            Protocol::CentrifugoProtobuf => format!("{base}?cf_protocol=protobuf"),
             _ => base,
         };
         let protocol = o.protocol;
@@ -119,7 +139,7 @@ pub async fn open_all(o: &Options, sources: &[IpAddr], stats: Arc<Stats>) -> any
             read_loop(protocol, ws, stats).await;
         }));
     }
-    for _ in 0..o.connections {
+    for _ in 0..mine.len() {
         match ready_rx.recv().await {
             Some(Ok(())) => {}
             Some(Err(e)) => anyhow::bail!("client failed: {e}"),
@@ -130,6 +150,29 @@ pub async fn open_all(o: &Options, sources: &[IpAddr], stats: Arc<Stats>) -> any
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Leaves choosing the source port to `connect` (Linux `IP_BIND_ADDRESS_NO_PORT`): choosing
+/// it at `bind` scans the port range in the kernel, which grows with every port in use or in
+/// TIME_WAIT and made the connect rate a measure of the tool, not the server.
+fn bind_without_port(socket: &TcpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: `socket` owns a valid descriptor; the option value is a c_int of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
 
 async fn connect(
     protocol: Protocol,
@@ -142,11 +185,13 @@ async fn connect(
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     // Ports of earlier runs may still be in TIME_WAIT.
     socket.set_reuseaddr(true).map_err(|e| e.to_string())?;
+    bind_without_port(&socket).map_err(|e| format!("IP_BIND_ADDRESS_NO_PORT: {e}"))?;
     socket.bind(SocketAddr::new(source, 0)).map_err(|e| format!("bind {source}: {e}"))?;
     let stream = socket.connect(target).await.map_err(|e| format!("connect: {e}"))?;
     let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.map_err(|e| format!("handshake: {e}"))?;
     // What the client sends to subscribe, and the reply that says it is subscribed.
     let (hello, done): (String, &str) = match protocol {
+        Protocol::CentrifugoProtobuf => return subscribe_protobuf(ws, token, channel).await,
         Protocol::Centrifugo => {
             let connect = serde_json::json!({"id": 1, "connect": {"token": token}}).to_string();
             let subscribe = serde_json::json!({"id": 2, "subscribe": {"channel": channel}}).to_string();
@@ -187,8 +232,75 @@ async fn connect(
     }
 }
 
+/// Connect and subscribe over Protobuf: both commands in one binary frame, then wait for the
+/// subscribe reply (id 2).
+async fn subscribe_protobuf(mut ws: Ws, token: &str, channel: &str) -> Result<Ws, String> {
+    let connect = proto::Command {
+        id: 1,
+        connect: Some(proto::ConnectRequest { token: token.to_string(), ..Default::default() }),
+        ..Default::default()
+    };
+    let subscribe = proto::Command {
+        id: 2,
+        subscribe: Some(proto::SubscribeRequest { channel: channel.to_string(), ..Default::default() }),
+        ..Default::default()
+    };
+    let mut frame = connect.encode_length_delimited_to_vec();
+    frame.extend(subscribe.encode_length_delimited_to_vec());
+    ws.send(Message::binary(frame)).await.map_err(|e| e.to_string())?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(mut b))) => {
+                while !b.is_empty() {
+                    let reply = proto::Reply::decode_length_delimited(&mut b).map_err(|e| e.to_string())?;
+                    if let Some(e) = reply.error {
+                        return Err(format!("server refused: {} {}", e.code, e.message));
+                    }
+                    if reply.id == 2 {
+                        return Ok(ws);
+                    }
+                }
+            }
+            Some(Ok(Message::Close(f))) => return Err(format!("closed: {f:?}")),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("connection ended".into()),
+        }
+    }
+}
+
+/// Reads Protobuf frames: empty replies are pings (answered with an empty command),
+/// publication data carries the send time.
+async fn read_loop_protobuf(mut ws: Ws, stats: Arc<Stats>) {
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Binary(mut frame) = msg else { continue };
+        let now = now_us();
+        let (mut n, mut pinged) = (0, false);
+        {
+            let mut hist = stats.latency_us.lock();
+            while !frame.is_empty() {
+                let Ok(reply) = proto::Reply::decode_length_delimited(&mut frame) else { break };
+                match reply.push.and_then(|p| p.publication) {
+                    Some(publication) => {
+                        if let Some(at) = sent_at(&String::from_utf8_lossy(&publication.data)) {
+                            let _ = hist.record(now.saturating_sub(at).max(1));
+                            n += 1;
+                        }
+                    }
+                    None => pinged |= reply.id == 0,
+                }
+            }
+        }
+        stats.delivered.fetch_add(n, Ordering::Relaxed);
+        if pinged {
+            let _ = ws.send(Message::binary(vec![0u8])).await;
+        }
+    }
+}
+
 async fn read_loop(protocol: Protocol, mut ws: Ws, stats: Arc<Stats>) {
     let (ping, pong) = match protocol {
+        Protocol::CentrifugoProtobuf => return read_loop_protobuf(ws, stats).await,
         Protocol::Centrifugo => ("{}", "{}"),
         Protocol::NatsWs => ("PING", "PONG\r\n"),
         Protocol::Socketio => ("2", "3"),

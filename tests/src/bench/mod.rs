@@ -6,6 +6,7 @@
 mod clients;
 mod procfs;
 mod publisher;
+mod workers;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use clap::Parser;
 pub enum Protocol {
     /// Centrifugo JSON over WebSocket (Gyre, the reference server); publish via HTTP API.
     Centrifugo,
+    /// Centrifugo Protobuf over WebSocket (binary frames); publish via HTTP API.
+    CentrifugoProtobuf,
     /// NATS client protocol over WebSocket (nats-server's websocket listener); publish via NATS.
     NatsWs,
     /// Socket.IO 4 (engine.io over WebSocket); publish via the peer's HTTP endpoint.
@@ -29,6 +32,7 @@ pub enum Protocol {
 /// Load options; every run is bounded by `--connections` and `--duration`.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "gyre-bench", about = "Load test a Centrifugo-protocol server (Gyre or the reference)")]
+#[command(args_override_self = true)]
 pub struct Options {
     /// WebSocket URL of the server (comma-separated for several nodes; clients alternate).
     #[arg(long, default_value = "ws://127.0.0.1:8000/connection/websocket")]
@@ -87,6 +91,32 @@ pub struct Options {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Load processes that share the clients (each is limited by its open-file limit and
+    /// uses one core); this process publishes and merges their figures.
+    #[arg(long, default_value_t = 1)]
+    pub processes: usize,
+    /// Internal: run as load worker `INDEX/COUNT` of a multi-process run.
+    #[arg(long, hide = true)]
+    pub worker: Option<String>,
+}
+
+impl Options {
+    /// This process's share of the clients: every `count`-th client from `index`.
+    pub fn share(&self) -> (usize, usize) {
+        let parsed = self.worker.as_deref().and_then(|w| {
+            let (i, n) = w.split_once('/')?;
+            Some((i.parse().ok()?, n.parse().ok()?))
+        });
+        match parsed {
+            Some((i, n)) if n > 0 && i < n => (i, n),
+            _ => (0, 1),
+        }
+    }
+
+    /// Local source addresses 127.0.0.1..=127.0.0.N.
+    pub fn sources(&self) -> Vec<IpAddr> {
+        (1..=self.source_ips.max(1)).map(|i| IpAddr::from([127, 0, 0, i])).collect()
+    }
 }
 
 /// The figures of one run.
@@ -95,6 +125,9 @@ pub struct Report {
     pub connections: usize,
     pub channels: usize,
     pub connect_per_sec: f64,
+    /// Server CPU per accepted and subscribed connection: the server's own ceiling on the
+    /// connect rate is 1e6 / this per core, whatever limits the tool.
+    pub server_cpu_per_connect_us: Option<f64>,
     pub published: u64,
     pub expected_deliveries: u64,
     pub delivered: u64,
@@ -119,6 +152,9 @@ pub fn main() -> anyhow::Result<()> {
     }
     // One thread: the tool is pinned and its cost is predictable.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    if o.worker.is_some() {
+        return rt.block_on(workers::serve(&o));
+    }
     let report = rt.block_on(run(o.clone()))?;
     if o.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -131,6 +167,9 @@ pub fn main() -> anyhow::Result<()> {
 fn print_report(o: &Options, r: &Report) {
     println!("connections            {} on {} channel(s)", r.connections, r.channels);
     println!("connect rate           {:.0} conn/s", r.connect_per_sec);
+    if let Some(us) = r.server_cpu_per_connect_us {
+        println!("server CPU per connect {us:.0} µs (at most {:.0} conn/s per server core)", 1e6 / us.max(1e-9));
+    }
     println!("published              {} at {}/s, {} B payload", r.published, o.rate, o.payload);
     println!("delivered              {} of {} ({:.4})", r.delivered, r.expected_deliveries, r.delivered_fraction);
     println!("deliveries             {:.0} msg/s", r.deliveries_per_sec);
@@ -144,7 +183,6 @@ fn print_report(o: &Options, r: &Report) {
 }
 
 pub async fn run(o: Options) -> anyhow::Result<Report> {
-    let sources: Vec<IpAddr> = (1..=o.source_ips.max(1)).map(|i| IpAddr::from([127, 0, 0, i])).collect();
     let pids = o.server_pid.clone();
     let sum = |f: fn(u32) -> Option<u64>| -> Option<u64> {
         if pids.is_empty() {
@@ -153,27 +191,41 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
         pids.iter().map(|p| f(*p)).sum()
     };
     let rss_before = sum(procfs::rss_kb);
+    let cpu_before_connect = sum(procfs::cpu_ms);
     let stats = Arc::new(clients::Stats::default());
     let started = Instant::now();
-    let conns = clients::open_all(&o, &sources, stats.clone()).await?;
-    let connect_secs = started.elapsed().as_secs_f64();
+    let mut load = if o.processes > 1 {
+        Load::Workers(workers::Workers::spawn(&o).await?)
+    } else {
+        Load::Local { _clients: clients::open_all(&o, &o.sources(), stats.clone()).await? }
+    };
+    let connect_secs = match &load {
+        Load::Workers(w) => w.connect_secs,
+        Load::Local { .. } => started.elapsed().as_secs_f64(),
+    };
     // Let the server settle, then read its idle memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = sum(procfs::rss_kb);
     let cpu_before = sum(procfs::cpu_ms);
+    let server_cpu_per_connect_us = match (cpu_before_connect, cpu_before) {
+        (Some(b), Some(a)) if o.connections > 0 => Some((a - b) as f64 * 1000.0 / o.connections as f64),
+        _ => None,
+    };
 
     let publish_started = Instant::now();
     let published = publisher::run(&o).await?;
     // Wait for stragglers (bounded).
     let expected = expected_deliveries(&o, published);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while stats.delivered() < expected && Instant::now() < deadline {
+    while load.delivered(&stats).await? < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = publish_started.elapsed().as_secs_f64();
     let cpu_after = sum(procfs::cpu_ms);
+    if let Load::Workers(w) = load {
+        w.finish(&stats).await?;
+    }
     let delivered = stats.delivered();
-    drop(conns);
 
     let hist = stats.latencies();
     let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
@@ -181,6 +233,7 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
         connections: o.connections,
         channels: o.channels,
         connect_per_sec: o.connections as f64 / connect_secs.max(1e-9),
+        server_cpu_per_connect_us,
         published,
         expected_deliveries: expected,
         delivered,
@@ -198,6 +251,24 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
             _ => None,
         },
     })
+}
+
+/// The clients of a run: in this process, or in worker processes.
+enum Load {
+    /// The clients stay open while this lives.
+    Local {
+        _clients: clients::Clients,
+    },
+    Workers(workers::Workers),
+}
+
+impl Load {
+    async fn delivered(&mut self, stats: &clients::Stats) -> anyhow::Result<u64> {
+        match self {
+            Self::Local { .. } => Ok(stats.delivered()),
+            Self::Workers(w) => w.delivered().await,
+        }
+    }
 }
 
 /// Publications go round robin over channels; each reaches that channel's subscribers.

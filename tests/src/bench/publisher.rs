@@ -28,7 +28,7 @@ pub async fn run(o: &Options) -> anyhow::Result<u64> {
             let http = http_client()?;
             Ok(paced(o, |channel, data| pusher_request(o, &http, &channel, data)).await)
         }
-        Protocol::Centrifugo | Protocol::Socketio => {
+        Protocol::Centrifugo | Protocol::CentrifugoProtobuf | Protocol::Socketio => {
             let http = http_client()?;
             let url = format!("{}/publish", o.api);
             Ok(paced(o, |channel, data| {
