@@ -26,7 +26,7 @@ fn client_router() -> Router<Arc<Node>> {
 fn internal_router(config: &Config) -> Router<Arc<Node>> {
     let mut r = crate::api::router();
     if config.health {
-        r = r.route("/health", get(health));
+        r = r.route("/health", get(health)).route("/readyz", get(health)).route("/livez", get(live));
     }
     if config.prometheus {
         r = r.route("/metrics", get(metrics));
@@ -40,6 +40,12 @@ async fn health(State(node): State<Arc<Node>>) -> Response {
     if !node.is_ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "application/json")], "{}").into_response();
     }
+    ([("content-type", "application/json")], "{}").into_response()
+}
+
+/// `{}` while the process serves requests, whatever the engine's state: a liveness probe must
+/// not restart every node during an engine outage.
+async fn live() -> Response {
     ([("content-type", "application/json")], "{}").into_response()
 }
 
@@ -90,7 +96,10 @@ pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Re
     let app = client_routes.with_state(node.clone());
     tasks.push(tokio::spawn(serve(client, app, stop_rx)));
 
-    spawn_reload_on_sighup(node.clone(), path);
+    spawn_reload_on_sighup(node.clone(), path.clone());
+    if let Some(path) = path.filter(|_| !config.config_watch_interval.is_zero()) {
+        spawn_config_watch(node.clone(), path, config.config_watch_interval.0);
+    }
     shutdown_signal().await;
     tracing::info!("shutting down: telling clients to reconnect");
     node.begin_shutdown();
@@ -138,17 +147,46 @@ fn spawn_reload_on_sighup(node: Arc<Node>, path: Option<std::path::PathBuf>) {
                 tracing::warn!("SIGHUP: no config file to reload");
                 continue;
             };
-            match crate::config::load(Some(path)) {
-                Ok(config) => match node.reload(config).await {
-                    Ok(()) => tracing::info!(file = %path.display(), "config reloaded"),
-                    Err(code) => tracing::error!(%code, "config reload failed; keeping the running config"),
-                },
-                Err(err) => tracing::error!(%err, "config reload refused; keeping the running config"),
-            }
+            reload_from(&node, path, "SIGHUP").await;
         }
     });
     #[cfg(not(unix))]
     let _ = (node, path);
+}
+
+/// Reloads the config file; an invalid file is logged and the running config kept.
+async fn reload_from(node: &Node, path: &std::path::Path, why: &str) {
+    match crate::config::load(Some(path)) {
+        Ok(config) => match node.reload(config).await {
+            Ok(()) => tracing::info!(file = %path.display(), why, "config reloaded"),
+            Err(code) => tracing::error!(%code, why, "config reload failed; keeping the running config"),
+        },
+        Err(err) => tracing::error!(%err, why, "config reload refused; keeping the running config"),
+    }
+}
+
+/// Polls the config file and reloads it when its content changes (`config_watch_interval`):
+/// a mounted ConfigMap is replaced behind a symlink, which content polling sees reliably.
+fn spawn_config_watch(node: Arc<Node>, path: std::path::PathBuf, every: Duration) {
+    tokio::spawn(async move {
+        let mut last = tokio::fs::read(&path).await.ok();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let current = match tokio::fs::read(&path).await {
+                Ok(bytes) => Some(bytes),
+                Err(err) => {
+                    tracing::warn!(%err, file = %path.display(), "config file unreadable; keeping the running config");
+                    continue;
+                }
+            };
+            if current != last {
+                last = current;
+                reload_from(&node, &path, "file changed").await;
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -109,6 +109,14 @@ impl Gyre {
         Self::spawn(dir, &args, env, wants_internal)
     }
 
+    /// Starts gyre on a config file that sets `internal_port` (the API, health and metrics
+    /// then listen there), with extra environment variables.
+    pub fn start_file_with_internal(path: &Path, env: &[(&str, &str)]) -> Gyre {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let args = ["serve".to_string(), "--config".to_string(), path.display().to_string()];
+        Self::spawn(dir, &args, env, true)
+    }
+
     /// Starts gyre with command-line arguments (no config file unless the args name one).
     pub fn start_args(args: &[&str], env: &[(&str, &str)]) -> Gyre {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -276,8 +284,12 @@ impl Drop for Gyre {
     }
 }
 
-/// Extracts `key=value` from a text log line.
+/// A field of a log line, text (`key=value`) or JSON (`{"fields": {"key": "value"}}`).
 fn field(line: &str, key: &str) -> Option<String> {
+    if line.starts_with('{') {
+        let v: Value = serde_json::from_str(line).ok()?;
+        return v["fields"][key].as_str().map(str::to_string);
+    }
     let needle = format!("{key}=");
     let start = line.find(&needle)? + needle.len();
     Some(line[start..].split_whitespace().next()?.to_string())
@@ -308,4 +320,38 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     check()
+}
+
+/// A config file laid out as the kubelet mounts a ConfigMap: `config.json` → `..data/config.json`,
+/// `..data` → a versioned directory, swapped atomically on every update.
+pub struct ConfigMapMount {
+    dir: tempfile::TempDir,
+    version: u32,
+}
+
+impl ConfigMapMount {
+    pub fn new(config: &Value) -> ConfigMapMount {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut mount = ConfigMapMount { dir, version: 0 };
+        mount.update(config);
+        std::os::unix::fs::symlink("..data/config.json", mount.path()).expect("config.json symlink");
+        mount
+    }
+
+    /// The path a process is given (`--config`).
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("config.json")
+    }
+
+    /// Writes a new version and swaps `..data` to it in one rename, as the kubelet does.
+    pub fn update(&mut self, config: &Value) {
+        self.version += 1;
+        let versioned = format!("..v{}", self.version);
+        let target = self.dir.path().join(&versioned);
+        std::fs::create_dir(&target).expect("version dir");
+        std::fs::write(target.join("config.json"), serde_json::to_vec_pretty(config).expect("json")).expect("write");
+        let tmp = self.dir.path().join("..data_tmp");
+        std::os::unix::fs::symlink(&versioned, &tmp).expect("..data_tmp symlink");
+        std::fs::rename(&tmp, self.dir.path().join("..data")).expect("swap ..data");
+    }
 }

@@ -10,6 +10,7 @@ mod validate;
 pub use duration::parse as parse_duration;
 pub use duration::ConfigDuration;
 pub use load::{default_path, load, load_str, ConfigError, ConfigIssue, Format};
+pub use validate::valid_namespace_name;
 
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +104,9 @@ pub struct Config {
     pub user_subscribe_to_personal: bool,
     pub user_personal_channel_namespace: String,
     pub shutdown_timeout: ConfigDuration,
+    /// Re-read the config file this often and apply changes (0 = only on SIGHUP); for config
+    /// mounted from a Kubernetes ConfigMap.
+    pub config_watch_interval: ConfigDuration,
 
     pub health: bool,
     pub prometheus: bool,
@@ -176,6 +180,7 @@ impl Default for Config {
             user_subscribe_to_personal: false,
             user_personal_channel_namespace: String::new(),
             shutdown_timeout: ConfigDuration::secs(30),
+            config_watch_interval: ConfigDuration::secs(0),
             health: true,
             prometheus: true,
             nats_url: "nats://127.0.0.1:4222".to_string(),

@@ -1,0 +1,50 @@
+//! The client Service (WebSocket connections) and the internal Service (server API, metrics,
+//! health), so the API never has to be exposed where clients connect.
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::names::Names;
+use crate::crd::RealtimeCluster;
+
+fn port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.to_string()),
+        port,
+        target_port: Some(IntOrString::String(name.to_string())),
+        protocol: Some("TCP".to_string()),
+        app_protocol: Some("http".to_string()),
+        ..Default::default()
+    }
+}
+
+pub fn client_service(cluster: &RealtimeCluster, names: &Names) -> Service {
+    let spec = &cluster.spec;
+    let mut metadata = names.meta(cluster, names.edge());
+    if !spec.service.annotations.is_empty() {
+        metadata.annotations = Some(spec.service.annotations.clone());
+    }
+    Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            type_: Some(spec.service.kind.clone()),
+            selector: Some(names.selector()),
+            ports: Some(vec![port("client", spec.ports.client)]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+pub fn internal_service(cluster: &RealtimeCluster, names: &Names) -> Service {
+    Service {
+        metadata: names.meta(cluster, names.internal_service()),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_string()),
+            selector: Some(names.selector()),
+            ports: Some(vec![port("internal", cluster.spec.ports.internal)]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}

@@ -1,0 +1,195 @@
+//! Render functions: golden manifests for every example, and the rules behind them.
+
+mod common;
+
+use common::{at, example, golden};
+use gyre_operator::crd::Namespace;
+use gyre_operator::render::{self, namespaces::snake_case};
+use kube::Resource;
+
+#[test]
+fn examples_render_to_their_golden_manifests() {
+    for (file, golden_name) in [
+        ("chat-cluster.yaml", "chat.yaml"),
+        ("autoscaling-cluster.yaml", "autoscaling.yaml"),
+        ("dev-cluster.yaml", "dev.yaml"),
+    ] {
+        let (cluster, namespaces) = example(file);
+        let rendered = render::render(&cluster, &namespaces).unwrap_or_else(|e| panic!("{file}: {e}"));
+        golden(golden_name, &rendered.to_yaml().expect("yaml"));
+    }
+}
+
+#[test]
+fn every_child_is_owned_by_the_cluster_and_labelled() {
+    let (cluster, namespaces) = example("autoscaling-cluster.yaml");
+    let r = render::render(&cluster, &namespaces).expect("render");
+    let metas = [
+        &r.config_map.metadata,
+        &r.deployment.metadata,
+        &r.client_service.metadata,
+        &r.internal_service.metadata,
+        &r.hpa.as_ref().expect("hpa").metadata,
+        &r.pdb.as_ref().expect("pdb").metadata,
+    ];
+    for m in metas {
+        let owner = &m.owner_references.as_ref().expect("owner references")[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+            ("RealtimeCluster", "live", Some(true))
+        );
+        assert_eq!(
+            m.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/managed-by")).map(String::as_str),
+            Some("gyre-operator")
+        );
+        assert_eq!(m.namespace.as_deref(), Some("apps"));
+    }
+    let sm = r.service_monitor.expect("service monitor");
+    assert_eq!(sm["metadata"]["ownerReferences"][0]["name"], "live");
+    assert_eq!(sm["metadata"]["labels"]["release"], "prometheus");
+}
+
+#[test]
+fn autoscaling_leaves_replicas_to_the_hpa() {
+    let (cluster, ns) = example("autoscaling-cluster.yaml");
+    let r = render::render(&cluster, &ns).expect("render");
+    assert_eq!(r.deployment.spec.as_ref().and_then(|s| s.replicas), None);
+    let hpa = r.hpa.expect("hpa").spec.expect("hpa spec");
+    assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(2), 20));
+    let metrics = hpa.metrics.expect("metrics");
+    assert_eq!(metrics[0].resource.as_ref().map(|m| m.name.as_str()), Some("cpu"));
+    let pods = metrics[1].pods.as_ref().expect("pods metric");
+    assert_eq!(pods.metric.name, "gyre_node_num_clients");
+    assert_eq!(pods.target.average_value.as_ref().map(|q| q.0.as_str()), Some("10000"));
+    let down = hpa.behavior.and_then(|b| b.scale_down).expect("scale-down behavior");
+    assert_eq!(down.stabilization_window_seconds, Some(600));
+
+    let (cluster, ns) = example("chat-cluster.yaml");
+    let r = render::render(&cluster, &ns).expect("render");
+    assert_eq!(r.deployment.spec.as_ref().and_then(|s| s.replicas), Some(3));
+    assert!(r.hpa.is_none());
+}
+
+#[test]
+fn a_budget_only_protects_two_or_more_edges() {
+    let (mut cluster, ns) = example("chat-cluster.yaml");
+    assert!(render::render(&cluster, &ns).expect("render").pdb.is_some());
+    cluster.spec.replicas = Some(1);
+    assert!(render::render(&cluster, &ns).expect("render").pdb.is_none());
+    let (dev, _) = example("dev-cluster.yaml");
+    let r = render::render(&dev, &[]).expect("render");
+    assert!(r.pdb.is_none());
+    assert_eq!(r.deployment.spec.as_ref().and_then(|s| s.replicas), Some(1));
+}
+
+#[test]
+fn namespace_changes_do_not_change_the_restart_hash() {
+    let (mut cluster, mut ns) = example("chat-cluster.yaml");
+    let before = render::render(&cluster, &ns).expect("render");
+    ns[0].spec.options.history_size = 500;
+    ns.pop();
+    let after = render::render(&cluster, &ns).expect("render");
+    assert_eq!(before.config_hash, after.config_hash);
+    assert_ne!(before.config_map.data, after.config_map.data, "the config itself changed");
+    let annotation = |r: &render::Rendered| {
+        r.deployment.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.annotations.clone())
+    };
+    assert_eq!(annotation(&before), annotation(&after), "no rollout for namespace changes");
+
+    cluster.spec.engine.nats.as_mut().expect("nats").url = "nats://other:4222".into();
+    let moved = render::render(&cluster, &ns).expect("render");
+    assert_ne!(before.config_hash, moved.config_hash, "a new NATS URL needs a restart");
+}
+
+#[test]
+fn config_is_the_edges_own_format_with_secrets_from_env() {
+    let (cluster, ns) = example("chat-cluster.yaml");
+    let r = render::render(&cluster, &ns).expect("render");
+    let text = &r.config_map.data.as_ref().expect("data")["config.json"];
+    let config =
+        gyre_edge::config::load_str(text, gyre_edge::config::Format::Json, "rendered").expect("edge accepts it");
+    assert_eq!(config.engine, gyre_edge::config::EngineKind::Nats);
+    assert_eq!((config.port, config.internal_port), (8000, Some(9000)));
+    assert_eq!(config.nats_replicas, 3);
+    assert!(config.token_hmac_secret_key.is_empty() && config.api_key.is_empty(), "no secret in the ConfigMap");
+    let names: Vec<&str> = config.namespaces.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["chat", "notifications"]);
+    let chat = &config.namespaces[0].options;
+    assert_eq!((chat.history_size, chat.history_ttl.0.as_secs(), chat.presence), (100, 300, true));
+    let notifications = &config.namespaces[1].options;
+    assert_eq!((notifications.history_size, notifications.history_ttl.0.as_secs()), (50, 3600));
+    assert!(!config.config_watch_interval.is_zero(), "edges watch the mounted file");
+
+    let env = r.deployment.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|p| p.containers[0].env.clone());
+    let env = env.flatten().expect("env");
+    let from = |name: &str| {
+        env.iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value_from.as_ref())
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .map(|s| (s.name.clone(), s.key.clone()))
+    };
+    assert_eq!(from("GYRE_TOKEN_HMAC_SECRET_KEY"), Some(("chat-gyre".into(), "hmac".into())));
+    assert_eq!(from("GYRE_API_KEY"), Some(("chat-gyre".into(), "api-key".into())));
+    assert_eq!(r.secrets, vec!["chat-gyre".to_string()]);
+}
+
+#[test]
+fn reserved_and_unknown_config_keys_are_refused() {
+    let (mut cluster, ns) = example("chat-cluster.yaml");
+    let extra = |k: &str, v: serde_json::Value| serde_json::Map::from_iter([(k.to_string(), v)]);
+    cluster.spec.config = Some(extra("api_key", "x".into()));
+    let err = render::render(&cluster, &ns).expect_err("api_key refused");
+    assert!(err.contains("spec.config.api_key") && err.contains("apiKeySecretRef"), "{err}");
+    cluster.spec.config = Some(extra("namespaces", serde_json::json!([])));
+    assert!(render::render(&cluster, &ns).expect_err("namespaces refused").contains("Namespace objects"));
+    cluster.spec.config = Some(extra("no_such_option", true.into()));
+    let err = render::render(&cluster, &ns).expect_err("unknown key refused");
+    assert!(err.contains("no_such_option"), "{err}");
+    cluster.spec.config = Some(extra("ping_interval", "soon".into()));
+    let err = render::render(&cluster, &ns).expect_err("bad duration refused");
+    assert!(err.contains("ping_interval"), "{err}");
+    cluster.spec.config = Some(extra("client_queue_max_size", 1024.into()));
+    render::render(&cluster, &ns).expect("a plain option is fine");
+}
+
+#[test]
+fn duplicate_names_go_to_the_oldest_object() {
+    let (cluster, mut ns) = example("chat-cluster.yaml");
+    let mut newer: Namespace = ns[0].clone();
+    newer.metadata.name = Some("chat-copy".into());
+    newer.spec.name = Some("chat".into());
+    newer.metadata.creation_timestamp = Some(at(1_800_000_000));
+    ns.insert(0, newer);
+    let r = render::render(&cluster, &ns).expect("render");
+    assert_eq!(r.namespace_names, ["chat", "notifications"]);
+    assert_eq!(r.rejected.len(), 1);
+    assert_eq!((r.rejected[0].object.as_str(), r.rejected[0].reason), ("chat-copy", "DuplicateName"));
+    assert!(r.rejected[0].message.contains("\"chat\""), "{}", r.rejected[0].message);
+}
+
+#[test]
+fn crd_channel_options_cover_the_edge_options() {
+    let crd = serde_json::to_value(gyre_operator::crd::namespace::ChannelOptions::default()).expect("json");
+    let mut crd_keys: Vec<String> = crd.as_object().expect("object").keys().map(|k| snake_case(k)).collect();
+    crd_keys.sort();
+    let edge = serde_json::to_value(gyre_edge::config::ChannelOptions::default()).expect("json");
+    // Options the edge refuses (proxies, map subscriptions) are not offered.
+    let unsupported =
+        |k: &str| k.contains("proxy") || k.starts_with("map") || k == "subscription_type" || k == "shared_poll";
+    let mut edge_keys: Vec<String> =
+        edge.as_object().expect("object").keys().filter(|k| !unsupported(k)).cloned().collect();
+    edge_keys.sort();
+    assert_eq!(crd_keys, edge_keys);
+}
+
+#[test]
+fn selector_labels_stay_fixed_across_spec_edits() {
+    let (mut cluster, ns) = example("chat-cluster.yaml");
+    let before = render::render(&cluster, &ns).expect("render").deployment.spec.expect("spec").selector;
+    cluster.spec.image = "gyre/gyre:next".into();
+    cluster.spec.pod.labels.insert("team".into(), "x".into());
+    let after = render::render(&cluster, &ns).expect("render").deployment.spec.expect("spec").selector;
+    assert_eq!(before, after);
+    assert_eq!(cluster.meta().name.as_deref(), Some("chat"));
+}
