@@ -384,3 +384,49 @@ async fn leader_election_takes_a_free_or_expired_lease_and_respects_a_live_one()
         }
     }
 }
+
+#[tokio::test]
+async fn the_leader_runs_the_work_and_stops_when_another_replica_takes_the_lease() {
+    let lease_path = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/gyre-operator";
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let by = |holder: &str| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "gyre-operator", "resourceVersion": "1"},
+               "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                        "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(now)}})
+    };
+    // Acquired, the work finishes: lead() returns Ok and reported leadership.
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let server = tokio::spawn(serve(handle, vec![expect("GET", lease_path).reply(200, by("a")), expect("PATCH", lease_path)]));
+    let mut e = election(Client::new(service, "default"), "a");
+    e.lease_duration = Duration::from_millis(300);
+    let led = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = led.clone();
+    let result = tokio::time::timeout(
+        Duration::from_secs(5),
+        e.lead(async {}, move |l| flag.store(l, std::sync::atomic::Ordering::SeqCst)),
+    )
+    .await
+    .expect("lead hung");
+    assert!(result.is_ok() && led.load(std::sync::atomic::Ordering::SeqCst), "{result:?}");
+    server.await.expect("scenario");
+
+    // Acquired, then another replica holds it at the next renewal: the work is abandoned.
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let scenario = vec![
+        expect("GET", lease_path).reply(200, by("a")),
+        expect("PATCH", lease_path),
+        expect("GET", lease_path).reply(200, by("a")),
+        expect("PATCH", lease_path),
+        expect("GET", lease_path).reply(200, by("b")),
+    ];
+    let server = tokio::spawn(serve(handle, scenario));
+    let mut e = election(Client::new(service, "default"), "a");
+    e.lease_duration = Duration::from_millis(300);
+    let result = tokio::time::timeout(Duration::from_secs(5), e.lead(std::future::pending::<()>(), |_| {}))
+        .await
+        .expect("lead did not notice the lost lease");
+    let err = result.expect_err("leadership lost");
+    assert!(err.to_string().contains("leadership lost"), "{err}");
+    server.await.expect("scenario");
+}
