@@ -9,6 +9,7 @@ pub struct Metrics {
     pub num_users: IntGauge,
     pub num_channels: IntGauge,
     pub num_subscriptions: IntGauge,
+    pub engine_ready: IntGauge,
     pub connections_accepted: IntCounterVec,
     pub disconnects: IntCounterVec,
     pub commands: IntCounterVec,
@@ -52,6 +53,11 @@ impl Metrics {
             num_users: gauge(&registry, "node_num_users", "Distinct connected users")?,
             num_channels: gauge(&registry, "node_num_channels", "Channels with local subscribers")?,
             num_subscriptions: gauge(&registry, "node_num_subscriptions", "Client subscriptions")?,
+            engine_ready: gauge(
+                &registry,
+                "node_engine_ready",
+                "1 while the engine (NATS JetStream) is reachable and set up; 0 during an outage",
+            )?,
             connections_accepted: counter(
                 &registry,
                 "client_connections_accepted_total",

@@ -34,6 +34,12 @@ pub fn lease_rules() -> Vec<PolicyRule> {
     vec![rule("coordination.k8s.io", &["leases"], &["get", "create", "patch"])]
 }
 
+/// The rules alone as YAML (the Helm chart's `files/rbac-rules.yaml` and
+/// `files/lease-rules.yaml`).
+pub fn rules_yaml(rules: &[PolicyRule]) -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(rules)
+}
+
 /// ClusterRole (all namespaces) and the Role for the Lease, as YAML documents.
 pub fn yaml(namespace: &str) -> Result<String, serde_yaml::Error> {
     let cluster_role = ClusterRole {

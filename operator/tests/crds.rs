@@ -167,3 +167,32 @@ fn deploy_rbac_matches_the_rules() {
     // Least privilege: secrets are only read one by one, nothing is deleted but optional children.
     assert!(generated.contains("- secrets\n  verbs:\n  - get\n"), "{generated}");
 }
+
+#[test]
+fn chart_carries_the_same_crds_and_rbac_rules() {
+    let root = common::repo_root();
+    let files = [
+        ("helm/gyre/files/crds.yaml", crd::crds_yaml().expect("crds")),
+        (
+            "helm/gyre/files/rbac-rules.yaml",
+            gyre_operator::rbac::rules_yaml(&gyre_operator::rbac::rules()).expect("rules"),
+        ),
+        (
+            "helm/gyre/files/lease-rules.yaml",
+            gyre_operator::rbac::rules_yaml(&gyre_operator::rbac::lease_rules()).expect("rules"),
+        ),
+    ];
+    for (path, generated) in files {
+        let path = root.join(path);
+        if std::env::var_os("GYRE_UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, &generated).expect("write");
+            continue;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "{} is stale: GYRE_UPDATE_GOLDEN=1 cargo test -p gyre-operator",
+            path.display()
+        );
+    }
+}

@@ -397,7 +397,8 @@ async fn the_leader_runs_the_work_and_stops_when_another_replica_takes_the_lease
     };
     // Acquired, the work finishes: lead() returns Ok and reported leadership.
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let server = tokio::spawn(serve(handle, vec![expect("GET", lease_path).reply(200, by("a")), expect("PATCH", lease_path)]));
+    let server =
+        tokio::spawn(serve(handle, vec![expect("GET", lease_path).reply(200, by("a")), expect("PATCH", lease_path)]));
     let mut e = election(Client::new(service, "default"), "a");
     e.lease_duration = Duration::from_millis(300);
     let led = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -229,6 +229,13 @@ async fn a_killed_node_leaves_presence_within_the_ttl() {
     assert!(eventually!(6, presence_clients(&a, "chat:k").await == 1), "the dead node's client stayed in presence");
 }
 
+/// The `gyre_node_engine_ready` line of /metrics.
+async fn engine_ready_metric(g: &Gyre) -> String {
+    let text = g.http().get(format!("{}/metrics", g.internal_base())).send().await.expect("metrics");
+    let text = text.text().await.unwrap_or_default();
+    text.lines().filter(|l| l.starts_with("gyre_node_engine_ready")).collect::<Vec<_>>().join("\n")
+}
+
 #[tokio::test]
 async fn nats_restart_fails_publishes_honestly_and_delivery_resumes() {
     let mut nats = NatsServer::start();
@@ -240,11 +247,15 @@ async fn nats_restart_fails_publishes_honestly_and_delivery_resumes() {
     assert_eq!(c.next_push().await["pub"]["data"], "before");
     nats.kill();
     assert!(eventually!(10, g.health().await == 503), "health stays green without NATS");
+    assert!(engine_ready_metric(&g).await.contains("gyre_node_engine_ready 0"), "the outage shows in /metrics");
+    let live = g.http().get(format!("{}/livez", g.internal_base())).send().await.expect("livez").status();
+    assert_eq!(live, 200, "liveness does not depend on NATS");
     let (status, body) = g.api("publish", json!({"channel": "chat:r", "data": "during"})).await;
     assert_eq!(status, 200);
     assert_eq!(body["error"]["code"], 100, "a publish without NATS must fail, not succeed: {body}");
     nats.restart();
     assert!(eventually!(20, g.health().await == 200), "not ready after NATS came back:\n{}", g.logs());
+    assert!(engine_ready_metric(&g).await.contains("gyre_node_engine_ready 1"));
     let after = publish(&g, "chat:r", json!("after")).await;
     assert_eq!(after["epoch"], epoch, "same stream, same epoch");
     // The client stayed connected; its live subscription resumed (or it is told to recover).

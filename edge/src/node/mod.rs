@@ -298,6 +298,7 @@ impl Node {
         self.metrics.num_users.set(self.hub.num_users() as i64);
         self.metrics.num_channels.set(self.hub.num_channels() as i64);
         self.metrics.num_subscriptions.set(self.hub.num_subscriptions() as i64);
+        self.metrics.engine_ready.set(i64::from(self.broker.is_ready()));
     }
 }
 
