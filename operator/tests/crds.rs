@@ -9,29 +9,13 @@ use serde_json::{json, Value};
 
 #[test]
 fn crds_directory_matches_the_types() {
-    let generated = crd::crds_yaml().expect("yaml");
-    let path = common::repo_root().join("crds/gyre.dev.yaml");
-    if std::env::var_os("GYRE_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &generated).expect("write crds");
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "crds/gyre.dev.yaml is stale: regenerate it with `cargo run -p gyre-operator -- crd > crds/gyre.dev.yaml`"
-    );
+    common::in_sync("crds/gyre.dev.yaml", &crd::crds_yaml().expect("yaml"));
 }
 
 #[test]
 fn crd_reference_doc_matches_the_types() {
     let generated = crd::reference::markdown();
-    let path = common::repo_root().join("docs/crd-reference.md");
-    if std::env::var_os("GYRE_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &generated).expect("write reference");
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed == generated, "docs/crd-reference.md is stale: run the operator tests with GYRE_UPDATE_GOLDEN=1");
+    common::in_sync("docs/crd-reference.md", &generated);
     assert!(generated.contains("`spec.engine.nats.url` (required)"), "{generated}");
 }
 
@@ -157,20 +141,13 @@ fn namespace_cel_rules() {
 #[test]
 fn deploy_rbac_matches_the_rules() {
     let generated = gyre_operator::rbac::yaml("gyre-system").expect("yaml");
-    let path = common::repo_root().join("deploy/rbac.yaml");
-    if std::env::var_os("GYRE_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &generated).expect("write rbac");
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed == generated, "deploy/rbac.yaml is stale: `gyre-operator rbac > deploy/rbac.yaml`");
+    common::in_sync("deploy/rbac.yaml", &generated);
     // Least privilege: secrets are only read one by one, nothing is deleted but optional children.
     assert!(generated.contains("- secrets\n  verbs:\n  - get\n"), "{generated}");
 }
 
 #[test]
 fn chart_carries_the_same_crds_and_rbac_rules() {
-    let root = common::repo_root();
     let files = [
         ("helm/gyre/files/crds.yaml", crd::crds_yaml().expect("crds")),
         (
@@ -183,16 +160,6 @@ fn chart_carries_the_same_crds_and_rbac_rules() {
         ),
     ];
     for (path, generated) in files {
-        let path = root.join(path);
-        if std::env::var_os("GYRE_UPDATE_GOLDEN").is_some() {
-            std::fs::write(&path, &generated).expect("write");
-            continue;
-        }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == generated,
-            "{} is stale: GYRE_UPDATE_GOLDEN=1 cargo test -p gyre-operator",
-            path.display()
-        );
+        common::in_sync(path, &generated);
     }
 }

@@ -165,18 +165,8 @@ fn install_manifest() -> String {
 
 #[test]
 fn deploy_install_manifest_is_the_chart() {
-    let path = common::repo_root().join("deploy/install.yaml");
-    let generated = install_manifest();
-    if std::env::var_os("GYRE_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &generated).expect("write install.yaml");
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "deploy/install.yaml is stale: GYRE_UPDATE_GOLDEN=1 cargo test -p gyre-operator --test helm"
-    );
-    kubernetes_validate(&path);
+    common::in_sync("deploy/install.yaml", &install_manifest());
+    kubernetes_validate(&common::repo_root().join("deploy/install.yaml"));
 }
 
 #[test]

@@ -322,6 +322,20 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
     check()
 }
 
+/// Subscribes `c` to fresh channels of `namespace` (`namespace:0`, `:1`, …) every 50 ms until a
+/// reply satisfies `done` (config reloads apply asynchronously); panics after 10 s.
+pub async fn subscribe_until(c: &mut WsClient, namespace: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for i in 0..200 {
+        last = c.command(json!({"subscribe": {"channel": format!("{namespace}:{i}")}})).await;
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no matching subscribe reply within 10 s; last: {last}");
+}
+
 /// A config file laid out as the kubelet mounts a ConfigMap: `config.json` → `..data/config.json`,
 /// `..data` → a versioned directory, swapped atomically on every update.
 pub struct ConfigMapMount {

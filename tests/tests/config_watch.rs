@@ -4,21 +4,8 @@
 
 use std::time::Duration;
 
-use gyre_tests::{base_config, ConfigMapMount, Gyre};
-use serde_json::{json, Value};
-
-/// Polls a subscribe to fresh channels of `namespace` until its reply satisfies `done`.
-async fn until_subscribe(c: &mut gyre_tests::WsClient, namespace: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for i in 0..100 {
-        last = c.command(json!({"subscribe": {"channel": format!("{namespace}:{i}")}})).await;
-        if done(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no reply matched within 5 s; last: {last}");
-}
+use gyre_tests::{base_config, subscribe_until, ConfigMapMount, Gyre};
+use serde_json::json;
 
 #[tokio::test]
 async fn namespace_changes_in_a_mounted_config_apply_live() {
@@ -35,7 +22,7 @@ async fn namespace_changes_in_a_mounted_config_apply_live() {
     assert_eq!(r["error"]["code"], 102, "{r}");
     config["namespaces"].as_array_mut().unwrap().push(json!({"name": "live", "allow_subscribe_for_client": true}));
     mount.update(&config);
-    until_subscribe(&mut c, "live", |r| r.get("subscribe").is_some()).await;
+    subscribe_until(&mut c, "live", |r| r.get("subscribe").is_some()).await;
 
     // Changed: history turned on shows in new subscriptions (recoverable with an epoch).
     let live = config["namespaces"].as_array_mut().unwrap().last_mut().unwrap();
@@ -43,13 +30,13 @@ async fn namespace_changes_in_a_mounted_config_apply_live() {
     live["history_ttl"] = json!("60s");
     live["force_recovery"] = json!(true);
     mount.update(&config);
-    let r = until_subscribe(&mut c, "live", |r| r["subscribe"]["recoverable"] == true).await;
+    let r = subscribe_until(&mut c, "live", |r| r["subscribe"]["recoverable"] == true).await;
     assert!(r["subscribe"]["epoch"].is_string(), "{r}");
 
     // Removed: the namespace is unknown again.
     config["namespaces"].as_array_mut().unwrap().pop();
     mount.update(&config);
-    until_subscribe(&mut c, "live", |r| r["error"]["code"] == 102).await;
+    subscribe_until(&mut c, "live", |r| r["error"]["code"] == 102).await;
 
     // A broken file is refused and the running config kept.
     mount.update(&json!({"port": "not a port"}));

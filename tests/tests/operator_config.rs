@@ -2,10 +2,8 @@
 //! objects (re-rendered into the mounted file, swapped like the kubelet does) takes effect for
 //! connected clients without dropping them.
 
-use std::time::Duration;
-
 use gyre_operator::crd::{Namespace, RealtimeCluster};
-use gyre_tests::{nats::NatsServer, repo_root, ConfigMapMount, Gyre, WsClient, API_KEY, SECRET};
+use gyre_tests::{nats::NatsServer, repo_root, subscribe_until, ConfigMapMount, Gyre, API_KEY, SECRET};
 use serde_json::{json, Value};
 
 fn chat_example() -> (RealtimeCluster, Vec<Namespace>) {
@@ -38,18 +36,6 @@ fn rendered_config(cluster: &RealtimeCluster, namespaces: &[Namespace]) -> Value
         config[k] = v;
     }
     config
-}
-
-async fn subscribe_until(c: &mut WsClient, namespace: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for i in 0..200 {
-        last = c.command(json!({"subscribe": {"channel": format!("{namespace}:{i}")}})).await;
-        if done(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no matching subscribe reply within 10 s; last: {last}");
 }
 
 #[tokio::test]

@@ -49,14 +49,7 @@ pub async fn reconcile(cluster: Arc<RealtimeCluster>, ctx: Arc<Context>) -> Resu
         Ok(r) => r,
         Err(message) => {
             tracing::info!(cluster = %name, %message, "spec refused");
-            let wants = [
-                Want::new("Reconciled", false, "InvalidSpec", message.clone()),
-                Want::new("Ready", false, "InvalidSpec", message),
-            ];
-            patch_cluster_status(&ctx, &cluster, |s| {
-                s.conditions = merge(&s.conditions, &wants, generation(&cluster), &now())
-            })
-            .await?;
+            not_reconciled(&ctx, &cluster, "InvalidSpec", message).await?;
             return Ok(Action::await_change());
         }
     };
@@ -70,14 +63,7 @@ pub async fn reconcile(cluster: Arc<RealtimeCluster>, ctx: Arc<Context>) -> Resu
     }
     if !missing.is_empty() {
         let message = format!("Secret(s) not found: {}", missing.join(", "));
-        let wants = [
-            Want::new("Reconciled", false, "SecretNotFound", message.clone()),
-            Want::new("Ready", false, "SecretNotFound", message),
-        ];
-        patch_cluster_status(&ctx, &cluster, |s| {
-            s.conditions = merge(&s.conditions, &wants, generation(&cluster), &now())
-        })
-        .await?;
+        not_reconciled(&ctx, &cluster, "SecretNotFound", message).await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
 
@@ -88,6 +74,18 @@ pub async fn reconcile(cluster: Arc<RealtimeCluster>, ctx: Arc<Context>) -> Resu
     ctx.succeeded(&super::key_of("RealtimeCluster", cluster.as_ref()));
     ctx.metrics.duration.with_label_values(&["RealtimeCluster"]).observe(started.elapsed().as_secs_f64());
     Ok(Action::requeue(RESYNC))
+}
+
+/// Reports why nothing was applied (`Reconciled` and `Ready` false with `reason`).
+async fn not_reconciled(
+    ctx: &Context,
+    cluster: &RealtimeCluster,
+    reason: &'static str,
+    message: String,
+) -> Result<(), Error> {
+    let wants = [Want::new("Reconciled", false, reason, message.clone()), Want::new("Ready", false, reason, message)];
+    patch_cluster_status(ctx, cluster, |s| s.conditions = merge(&s.conditions, &wants, generation(cluster), &now()))
+        .await
 }
 
 fn generation(cluster: &RealtimeCluster) -> Option<i64> {

@@ -49,7 +49,13 @@ pub fn at(secs: i64) -> Time {
 /// Compares `actual` with the golden file `tests/golden/<name>`; `GYRE_UPDATE_GOLDEN=1`
 /// rewrites it instead.
 pub fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    in_sync(&format!("operator/tests/golden/{name}"), actual);
+}
+
+/// Checks that the committed file at `path` (from the repository root) is exactly `actual`,
+/// what the code generates; `GYRE_UPDATE_GOLDEN=1` rewrites it instead (review the diff).
+pub fn in_sync(path: &str, actual: &str) {
+    let path = repo_root().join(path);
     if std::env::var_os("GYRE_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).expect("write golden file");
         return;
@@ -58,7 +64,7 @@ pub fn golden(name: &str, actual: &str) {
         .unwrap_or_else(|e| panic!("{}: {e} (run with GYRE_UPDATE_GOLDEN=1 to create it)", path.display()));
     assert!(
         expected == actual,
-        "{} differs from the rendered output (GYRE_UPDATE_GOLDEN=1 rewrites it after review):\n{}",
+        "{} differs from what the code generates (GYRE_UPDATE_GOLDEN=1 cargo test -p gyre-operator rewrites it):\n{}",
         path.display(),
         first_difference(&expected, actual)
     );
