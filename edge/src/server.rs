@@ -123,12 +123,30 @@ async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<boo
     }
 }
 
-/// Disconnects every client with 3001 (reconnect) and waits until they are gone.
+/// How often the drain disconnects its next batch of clients.
+const DRAIN_STEP: Duration = Duration::from_millis(100);
+
+/// Disconnects every client with 3001 (reconnect), spread in batches over the first three
+/// quarters of `timeout` so the nodes they reconnect to (and the token backend) see a ramp, not
+/// a wave; then waits, within `timeout`, until they are gone.
 async fn drain(node: &Node, timeout: Duration) {
+    let started = tokio::time::Instant::now();
+    let deadline = started + timeout;
+    let clients = node.hub.all_clients();
+    let steps = (timeout * 3 / 4).as_millis() / DRAIN_STEP.as_millis();
+    let per_step = clients.len().div_ceil(usize::try_from(steps).unwrap_or(usize::MAX).max(1)).max(1);
+    tracing::info!(clients = clients.len(), per_step, "draining: clients are told to reconnect elsewhere");
+    let mut tick = tokio::time::interval_at(started, DRAIN_STEP);
+    for batch in clients.chunks(per_step) {
+        tick.tick().await;
+        for (_, client) in batch {
+            client.disconnect(Disconnect::shutdown());
+        }
+    }
+    // Connections that completed their handshake during the drain.
     for (_, client) in node.hub.all_clients() {
         client.disconnect(Disconnect::shutdown());
     }
-    let deadline = tokio::time::Instant::now() + timeout;
     while node.hub.num_clients() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -353,6 +353,44 @@ async fn sigterm_tells_clients_to_reconnect_and_exits_cleanly() {
 }
 
 #[tokio::test]
+async fn sigterm_spreads_disconnects_over_the_shutdown_timeout() {
+    let mut gyre = Gyre::start(json!({"shutdown_timeout": "2s"}));
+    let mut clients = Vec::new();
+    for i in 0..30 {
+        clients.push(gyre.connected(&format!("u{i}")).await.0);
+    }
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let s = gyre.terminate();
+        (s, gyre)
+    });
+    let mut waits = Vec::new();
+    for mut c in clients {
+        waits.push(tokio::spawn(async move {
+            let closed = c.closed().await;
+            (closed.code, started.elapsed())
+        }));
+    }
+    let mut at = Vec::new();
+    for w in waits {
+        let (code, elapsed) = w.await.unwrap();
+        assert_eq!(code, 3001);
+        at.push(elapsed);
+    }
+    at.sort();
+    let spread = at[at.len() - 1] - at[0];
+    // 30 clients over 1.5 s in 100 ms steps: two per step, the last ones ~1.4 s after the first.
+    assert!(
+        spread >= Duration::from_millis(700),
+        "disconnects not spread: first {:?}, last {:?}",
+        at[0],
+        at[at.len() - 1]
+    );
+    let (status, _gyre) = status.await.unwrap();
+    assert!(status.is_some_and(|s| s.success()), "gyre did not exit 0 after SIGTERM: {status:?}");
+}
+
+#[tokio::test]
 async fn disconnect_cleans_up_hub_state() {
     let gyre = Gyre::start(json!({}));
     let (mut c, _) = gyre.connected("42").await;
