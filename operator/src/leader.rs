@@ -65,6 +65,25 @@ impl Election {
         }
     }
 
+    /// Gives the Lease up (holder cleared) if this replica holds it, so a standby replica takes
+    /// over at once instead of after the lease duration.
+    pub async fn release(&self) -> Result<(), kube::Error> {
+        let Some(lease) = self.api.get_opt(&self.name).await? else { return Ok(()) };
+        let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone()).unwrap_or_default();
+        if holder != self.identity {
+            return Ok(());
+        }
+        let patch = json!({
+            "metadata": {"resourceVersion": lease.metadata.resource_version},
+            "spec": {"holderIdentity": null, "renewTime": null}
+        });
+        match self.api.patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Waits until this replica leads, then runs `work` while renewing; returns an error when
     /// leadership is lost (the process should exit and let Kubernetes restart it).
     pub async fn lead<F: std::future::Future<Output = ()>>(
@@ -88,7 +107,13 @@ impl Election {
         let mut tick = tokio::time::interval(retry);
         loop {
             tokio::select! {
-                () = &mut work => return Ok(()),
+                () = &mut work => {
+                    on_lead(false);
+                    if let Err(err) = self.release().await {
+                        tracing::warn!(%err, "could not release the leader Lease");
+                    }
+                    return Ok(());
+                }
                 _ = tick.tick() => match self.try_acquire().await {
                     Ok(true) => last_renew = tokio::time::Instant::now(),
                     Ok(false) => {

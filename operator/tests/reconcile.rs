@@ -395,22 +395,27 @@ async fn the_leader_runs_the_work_and_stops_when_another_replica_takes_the_lease
                "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
                         "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(now)}})
     };
-    // Acquired, the work finishes: lead() returns Ok and reported leadership.
+    // Acquired, the work finishes: lead() reported leadership, released the Lease, returned Ok.
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let server =
-        tokio::spawn(serve(handle, vec![expect("GET", lease_path).reply(200, by("a")), expect("PATCH", lease_path)]));
+    let scenario = vec![
+        expect("GET", lease_path).reply(200, by("a")),
+        expect("PATCH", lease_path),
+        expect("GET", lease_path).reply(200, by("a")),
+        expect("PATCH", lease_path),
+    ];
+    let server = tokio::spawn(serve(handle, scenario));
     let mut e = election(Client::new(service, "default"), "a");
     e.lease_duration = Duration::from_millis(300);
-    let led = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = led.clone();
-    let result = tokio::time::timeout(
-        Duration::from_secs(5),
-        e.lead(async {}, move |l| flag.store(l, std::sync::atomic::Ordering::SeqCst)),
-    )
-    .await
-    .expect("lead hung");
-    assert!(result.is_ok() && led.load(std::sync::atomic::Ordering::SeqCst), "{result:?}");
-    server.await.expect("scenario");
+    let calls = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let record = calls.clone();
+    let result = tokio::time::timeout(Duration::from_secs(5), e.lead(async {}, move |l| record.lock().push(l)))
+        .await
+        .expect("lead hung");
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(*calls.lock(), [true, false], "led, then stepped down");
+    let seen = server.await.expect("scenario");
+    assert_eq!(seen[3].body["spec"]["holderIdentity"], Value::Null, "released: {:?}", seen[3].body);
+    assert_eq!(seen[3].body["metadata"]["resourceVersion"], "1", "released only if still ours");
 
     // Acquired, then another replica holds it at the next renewal: the work is abandoned.
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
