@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -123,10 +122,7 @@ impl PublishFields {
             return Ok(d.clone());
         }
         let Some(b64) = &self.b64data else { return Err(ApiError::bad_request("no data")) };
-        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(ApiError::bad_request)?;
-        let text =
-            String::from_utf8(bytes).map_err(|_| ApiError::bad_request("b64data must hold JSON for JSON clients"))?;
-        Payload::from_json(&text).map_err(|_| ApiError::bad_request("b64data must hold JSON for JSON clients"))
+        Payload::from_base64(b64).map_err(ApiError::bad_request)
     }
 
     fn params(&self) -> PublishParams {

@@ -1,22 +1,48 @@
-//! Application payloads (`data`, `info`, …) carried as raw JSON, never re-parsed on the way out.
+//! Application payloads (`data`, `info`, …): JSON values carried as raw text and never
+//! re-parsed on the way out, or opaque bytes from Protobuf clients and `b64data`.
 
 use std::sync::Arc;
 
+use base64::Engine;
+use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-/// A validated JSON value shared by every subscriber of a publication without copying.
+/// A payload shared by every subscriber of a publication without copying.
 ///
-/// Raw newlines are removed on the way in (they can only be insignificant whitespace in valid
-/// JSON), so a payload never breaks the newline-delimited framing of the JSON protocol.
+/// JSON payloads have raw newlines removed on the way in (they can only be insignificant
+/// whitespace in valid JSON), so a payload never breaks the newline-delimited framing of the
+/// JSON protocol. Binary payloads reach Protobuf clients as they are; JSON clients, whose
+/// protocol cannot carry them, get them as a base64 string.
 #[derive(Clone)]
-pub struct Payload(Arc<RawValue>);
+pub struct Payload(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Json(Arc<RawValue>),
+    Binary(Bytes),
+}
 
 impl Payload {
     /// Parses `text` as one JSON value.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         let raw: Box<RawValue> = serde_json::from_str(text)?;
         Ok(Self::from_raw(raw))
+    }
+
+    /// Bytes from a client or `b64data`: a JSON value when they hold one (so JSON clients can
+    /// read it), opaque bytes otherwise.
+    pub fn from_bytes(bytes: Bytes) -> Self {
+        match std::str::from_utf8(&bytes).ok().and_then(|text| Self::from_json(text).ok()) {
+            Some(json) => json,
+            None => Self(Repr::Binary(bytes)),
+        }
+    }
+
+    /// Decodes standard base64 (`b64data`, `b64info`) into a payload.
+    pub fn from_base64(text: &str) -> Result<Self, base64::DecodeError> {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
+        Ok(Self::from_bytes(Bytes::from(bytes)))
     }
 
     /// JSON `null`.
@@ -28,48 +54,75 @@ impl Payload {
         if raw.get().contains(['\n', '\r']) {
             let compact: String = raw.get().chars().filter(|c| *c != '\n' && *c != '\r').collect();
             if let Ok(raw) = RawValue::from_string(compact) {
-                return Self(Arc::from(raw));
+                return Self(Repr::Json(Arc::from(raw)));
             }
         }
-        Self(Arc::from(raw))
+        Self(Repr::Json(Arc::from(raw)))
     }
 
-    /// The JSON text.
-    pub fn as_str(&self) -> &str {
-        self.0.get()
+    /// The bytes as a Protobuf client receives them: the JSON text, or the binary data.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Json(raw) => raw.get().as_bytes(),
+            Repr::Binary(b) => b,
+        }
     }
 
-    /// Size in bytes of the JSON text.
+    /// The JSON text; `None` for binary data.
+    pub fn as_json(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Json(raw) => Some(raw.get()),
+            Repr::Binary(_) => None,
+        }
+    }
+
+    /// True for data that is not JSON.
+    pub fn is_binary(&self) -> bool {
+        matches!(self.0, Repr::Binary(_))
+    }
+
+    /// The data as standard base64 (stored form of binary data).
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.as_bytes())
+    }
+
+    /// Size in bytes.
     pub fn len(&self) -> usize {
-        self.0.get().len()
+        self.as_bytes().len()
     }
 
-    /// True for an empty JSON text (never produced by parsing, kept for clippy's sake).
+    /// True for empty data (never produced by parsing JSON).
     pub fn is_empty(&self) -> bool {
-        self.0.get().is_empty()
+        self.as_bytes().is_empty()
     }
 
     /// True for JSON `null`, which Centrifugo treats like absent data.
     pub fn is_null(&self) -> bool {
-        self.0.get() == "null"
+        self.as_json() == Some("null")
     }
 }
 
 impl std::fmt::Debug for Payload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0.get())
+        match &self.0 {
+            Repr::Json(raw) => f.write_str(raw.get()),
+            Repr::Binary(b) => write!(f, "<{} bytes>", b.len()),
+        }
     }
 }
 
 impl PartialEq for Payload {
     fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
+        self.is_binary() == other.is_binary() && self.as_bytes() == other.as_bytes()
     }
 }
 
 impl Serialize for Payload {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        match &self.0 {
+            Repr::Json(raw) => raw.serialize(serializer),
+            Repr::Binary(_) => serializer.serialize_str(&self.to_base64()),
+        }
     }
 }
 
@@ -87,9 +140,9 @@ mod tests {
     #[test]
     fn strips_raw_newlines_and_round_trips() {
         let p = Payload::from_json("{\n  \"a\": \"x\\ny\"\n}").unwrap();
-        assert_eq!(p.as_str(), "{  \"a\": \"x\\ny\"}");
+        assert_eq!(p.as_json(), Some("{  \"a\": \"x\\ny\"}"));
         let out = serde_json::to_string(&p).unwrap();
-        assert_eq!(out, p.as_str());
+        assert_eq!(Some(out.as_str()), p.as_json());
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["a"], "x\ny");
     }
@@ -97,5 +150,17 @@ mod tests {
     #[test]
     fn rejects_invalid_json() {
         assert!(Payload::from_json("{oops").is_err());
+    }
+
+    #[test]
+    fn bytes_are_json_when_they_hold_json_else_binary() {
+        let json = Payload::from_bytes(Bytes::from_static(b"[1,2]"));
+        assert_eq!((json.is_binary(), json.as_json()), (false, Some("[1,2]")));
+        let bin = Payload::from_bytes(Bytes::from_static(&[0xff, 0x00, 0x01]));
+        assert!(bin.is_binary());
+        assert_eq!(bin.as_bytes(), &[0xff, 0x00, 0x01]);
+        // JSON clients get binary data as a base64 string.
+        assert_eq!(serde_json::to_string(&bin).unwrap(), "\"/wAB\"");
+        assert_eq!(Payload::from_base64("/wAB").unwrap(), bin);
     }
 }

@@ -1,9 +1,8 @@
 //! Protobuf codec: varint-length-delimited commands in, length-delimited replies out (several
 //! per WebSocket binary frame).
 //!
-//! Application data travels as bytes in this protocol; Gyre keeps one payload model for every
-//! encoding (JSON values), so `data` from a Protobuf client must hold JSON text. That is what
-//! lets JSON and Protobuf subscribers share a channel.
+//! Application data travels as bytes in this protocol: bytes that hold JSON become a JSON
+//! payload (JSON subscribers of the channel read it as a value), anything else stays binary.
 
 use std::collections::HashMap;
 
@@ -15,12 +14,8 @@ use super::*;
 
 /// Why a frame could not be decoded (the connection is closed with 3501).
 #[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    #[error("malformed protobuf: {0}")]
-    Protobuf(#[from] prost::DecodeError),
-    #[error("data is not JSON: {0}")]
-    Data(serde_json::Error),
-}
+#[error("malformed protobuf: {0}")]
+pub struct DecodeError(#[from] prost::DecodeError);
 
 /// Splits a frame into its length-delimited commands.
 pub fn decode_commands(mut frame: &[u8]) -> Result<Vec<Command>, DecodeError> {
@@ -41,16 +36,7 @@ pub fn encode_reply(reply: &Reply) -> Bytes {
 pub const PING: &[u8] = &[0];
 
 fn payload(bytes: Vec<u8>) -> Result<Option<Payload>, DecodeError> {
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    let text = String::from_utf8(bytes).map_err(|e| {
-        DecodeError::Data(serde::de::Error::custom(format_args!(
-            "invalid UTF-8 at byte {}",
-            e.utf8_error().valid_up_to()
-        )))
-    })?;
-    Payload::from_json(&text).map(Some).map_err(DecodeError::Data)
+    Ok((!bytes.is_empty()).then(|| Payload::from_bytes(Bytes::from(bytes))))
 }
 
 fn command_from(c: proto::Command) -> Result<Command, DecodeError> {
@@ -115,7 +101,7 @@ fn subscribe_from(r: proto::SubscribeRequest) -> Result<SubscribeRequest, Decode
 }
 
 fn bytes_of(p: &Payload) -> Vec<u8> {
-    p.as_str().as_bytes().to_vec()
+    p.as_bytes().to_vec()
 }
 
 fn opt_bytes(p: &Option<Payload>) -> Vec<u8> {
@@ -255,28 +241,31 @@ mod tests {
         assert_eq!(cmds.len(), 3);
         assert!(matches!(cmds.remove(2).into_request(), (0, Request::Pong)));
         match cmds.remove(1).into_request() {
-            (2, Request::Publish(p)) => assert_eq!(p.data.unwrap().as_str(), "[1,2]"),
+            (2, Request::Publish(p)) => assert_eq!(p.data.unwrap().as_json(), Some("[1,2]")),
             other => panic!("unexpected {other:?}"),
         }
         match cmds.remove(0).into_request() {
             (1, Request::Connect(c)) => {
                 assert_eq!(c.token, "t");
-                assert_eq!(c.data.unwrap().as_str(), "{\"a\":1}");
+                assert_eq!(c.data.unwrap().as_json(), Some("{\"a\":1}"));
             }
             other => panic!("unexpected {other:?}"),
         }
     }
 
     #[test]
-    fn rejects_truncated_frames_and_non_json_data() {
+    fn rejects_truncated_frames_and_keeps_binary_data() {
         let publish = proto::Command {
             id: 2,
             publish: Some(proto::PublishRequest { channel: "c".into(), data: vec![0xff, 0x00], r#type: 0 }),
             ..Default::default()
         };
         let bytes = frame(&[publish]);
-        assert!(matches!(decode_commands(&bytes), Err(DecodeError::Data(_))));
-        assert!(matches!(decode_commands(&bytes[..bytes.len() - 1]), Err(DecodeError::Protobuf(_))));
+        match decode_commands(&bytes).unwrap().remove(0).into_request() {
+            (2, Request::Publish(p)) => assert_eq!(p.data.unwrap().as_bytes(), &[0xff, 0x00]),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(decode_commands(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

@@ -435,11 +435,7 @@ impl Session {
     }
 }
 
-/// `info`/`data` as raw JSON, or decoded from their base64 sibling when that holds JSON.
+/// `info`/`data` as raw JSON, or decoded from their base64 sibling.
 pub fn payload_or_b64(json: Option<Payload>, b64: Option<&str>) -> Option<Payload> {
-    use base64::Engine;
-    json.or_else(|| {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(b64?).ok()?;
-        Payload::from_json(std::str::from_utf8(&bytes).ok()?).ok()
-    })
+    json.or_else(|| Payload::from_base64(b64?).ok())
 }

@@ -4,7 +4,7 @@ use async_nats::jetstream;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::HeaderMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{unavailable, NsStream, Shared, KIND, PREV};
 use crate::engine::{EngineError, HistoryOptions, HistoryQuery, PublishOptions, IDEMPOTENCY_WINDOW};
@@ -17,23 +17,35 @@ const MAX_CACHED_CHANNELS: usize = 100_000;
 /// How often a publish retries after another writer moved the channel on.
 const MAX_CAS_RETRIES: usize = 16;
 
-/// The stored form of a publication (offset and chain live in the stream and headers).
-#[derive(Deserialize)]
+/// The stored form of a publication (offset and chain live in the stream and headers): JSON
+/// data as a value, binary data as base64 in `b64data`.
+#[derive(Deserialize, Serialize)]
 struct StoredPublication {
-    data: Payload,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<Payload>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    b64data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     info: Option<ClientInfo>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
     tags: std::collections::HashMap<String, String>,
 }
 
 pub fn decode_publication(bytes: &[u8]) -> Result<Publication, serde_json::Error> {
     let p: StoredPublication = serde_json::from_slice(bytes)?;
-    Ok(Publication { data: p.data, info: p.info, offset: 0, tags: p.tags, prev_offset: 0 })
+    let data = match (p.data, p.b64data) {
+        (Some(d), _) => d,
+        (None, Some(b64)) => Payload::from_base64(&b64).map_err(serde::de::Error::custom)?,
+        (None, None) => return Err(serde::de::Error::missing_field("data")),
+    };
+    Ok(Publication { data, info: p.info, offset: 0, tags: p.tags, prev_offset: 0 })
 }
 
 fn encode_publication(p: &Publication) -> Result<bytes::Bytes, EngineError> {
-    serde_json::to_vec(p).map(bytes::Bytes::from).map_err(|e| unavailable("encode", e))
+    let (data, b64data) =
+        if p.data.is_binary() { (None, Some(p.data.to_base64())) } else { (Some(p.data.clone()), None) };
+    let stored = StoredPublication { data, b64data, info: p.info.clone(), tags: p.tags.clone() };
+    serde_json::to_vec(&stored).map(bytes::Bytes::from).map_err(|e| unavailable("encode", e))
 }
 
 /// An epoch string from a stream's creation time.
