@@ -53,15 +53,18 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Crd) => {
-            print!("{}", gyre_operator::crd::crds_yaml()?);
-            Ok(())
-        }
-        Some(Command::Rbac { operator_namespace }) => {
-            print!("{}", gyre_operator::rbac::yaml(&operator_namespace)?);
-            Ok(())
-        }
+        Some(Command::Crd) => emit(&gyre_operator::crd::crds_yaml()?),
+        Some(Command::Rbac { operator_namespace }) => emit(&gyre_operator::rbac::yaml(&operator_namespace)?),
         Some(Command::Run) | None => run(cli).await,
+    }
+}
+
+/// Writes generated YAML to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
     }
 }
 

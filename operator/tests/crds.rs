@@ -163,3 +163,31 @@ fn chart_carries_the_same_crds_and_rbac_rules() {
         common::in_sync(path, &generated);
     }
 }
+
+#[test]
+fn the_binary_prints_crds_and_rbac_and_explains_a_missing_cluster() {
+    let bin = env!("CARGO_BIN_EXE_gyre-operator");
+    let root = common::repo_root();
+    let out = std::process::Command::new(bin).arg("crd").output().expect("run gyre-operator crd");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        std::fs::read_to_string(root.join("crds/gyre.dev.yaml")).expect("crds")
+    );
+    let out =
+        std::process::Command::new(bin).args(["rbac", "--operator-namespace", "gyre-system"]).output().expect("rbac");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        std::fs::read_to_string(root.join("deploy/rbac.yaml")).expect("rbac")
+    );
+    let home = tempfile::tempdir().expect("home");
+    let out = std::process::Command::new(bin)
+        .args(["run", "--http-addr", "127.0.0.1:0"])
+        .env_clear()
+        .env("HOME", home.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "run without a cluster must fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no Kubernetes client configuration"), "{err}");
+}
