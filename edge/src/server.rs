@@ -19,7 +19,12 @@ use crate::protocol::Disconnect;
 
 /// Routes of the client listener.
 fn client_router() -> Router<Arc<Node>> {
-    Router::new().route("/connection/websocket", any(crate::transport::websocket::handler))
+    use crate::transport::{emulation, websocket};
+    Router::new()
+        .route("/connection/websocket", any(websocket::handler))
+        .route("/connection/http_stream", any(emulation::http_stream))
+        .route("/connection/sse", any(emulation::sse))
+        .route("/emulation", any(emulation::emulation))
 }
 
 /// Routes of the internal listener: API, health, metrics.

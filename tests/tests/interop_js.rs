@@ -76,3 +76,8 @@ async fn js_user_limited_channels() {
 async fn js_protobuf_build_interoperates_with_json_clients() {
     run_js(&Gyre::start(json!({})), "protobuf.js").await;
 }
+
+#[tokio::test]
+async fn js_http_stream_transport_works_through_emulation() {
+    run_js(&Gyre::start(json!({})), "http_stream.js").await;
+}

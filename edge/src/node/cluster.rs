@@ -21,10 +21,31 @@ pub struct Target {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum UserCommand {
-    Subscribe { target: Target, subscribe: ServerSubscribe },
-    Unsubscribe { target: Target, channel: String },
-    Disconnect { target: Target, whitelist: Vec<String>, disconnect: Disconnect },
-    Refresh { target: Target, expired: bool, expire_at: Option<i64>, info: Option<Payload> },
+    Subscribe {
+        target: Target,
+        subscribe: ServerSubscribe,
+    },
+    Unsubscribe {
+        target: Target,
+        channel: String,
+    },
+    Disconnect {
+        target: Target,
+        whitelist: Vec<String>,
+        disconnect: Disconnect,
+    },
+    Refresh {
+        target: Target,
+        expired: bool,
+        expire_at: Option<i64>,
+        info: Option<Payload>,
+    },
+    /// Commands posted to `/emulation` on another node, for the node serving `session`
+    /// (base64 of the frame as posted).
+    Emulation {
+        session: String,
+        data: String,
+    },
 }
 
 /// One node as `info` reports it.
@@ -41,24 +62,26 @@ pub struct NodeInfo {
 }
 
 impl UserCommand {
-    fn target(&self) -> &Target {
-        match self {
+    /// Applies the command to this node's matching connections.
+    pub fn apply(&self, hub: &Hub) {
+        let target = match self {
+            Self::Emulation { session, data } => {
+                use base64::Engine;
+                if let Ok(frame) = base64::engine::general_purpose::STANDARD.decode(data) {
+                    hub.deliver_emulation(session, bytes::Bytes::from(frame));
+                }
+                return;
+            }
             Self::Subscribe { target, .. }
             | Self::Unsubscribe { target, .. }
             | Self::Disconnect { target, .. }
             | Self::Refresh { target, .. } => target,
-        }
-    }
-
-    /// Applies the command to this node's matching connections.
-    pub fn apply(&self, hub: &Hub) {
-        let target = self.target();
-        // Sessions belong to emulation transports, which are not served yet.
-        if !target.session.is_empty() {
-            return;
-        }
+        };
         for client in hub.user_clients(&target.user) {
             if !target.client.is_empty() && *client.id != *target.client {
+                continue;
+            }
+            if !target.session.is_empty() && client.session.as_deref() != Some(target.session.as_str()) {
                 continue;
             }
             match self {
@@ -76,6 +99,7 @@ impl UserCommand {
                 Self::Refresh { expired, expire_at, info, .. } => {
                     client.control(Control::Refresh { expired: *expired, expire_at: *expire_at, info: info.clone() })
                 }
+                Self::Emulation { .. } => {}
             }
         }
     }

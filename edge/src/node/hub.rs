@@ -66,10 +66,15 @@ struct ChannelSubs {
 /// A user's connections on this node by client id.
 type UserConnections = HashMap<Arc<str>, Arc<ClientHandle>>;
 
+/// Where an emulated connection's commands go (HTTP-streaming and SSE read no socket).
+pub type EmulationSender = tokio::sync::mpsc::Sender<Bytes>;
+
 /// Sharded maps of channel subscribers and of users' connections.
 pub struct Hub {
     channels: Vec<RwLock<HashMap<Arc<str>, Arc<ChannelSubs>>>>,
     users: Vec<RwLock<HashMap<Arc<str>, UserConnections>>>,
+    /// Emulated connections by session id.
+    sessions: Mutex<HashMap<Arc<str>, EmulationSender>>,
     hasher: RandomState,
     num_clients: AtomicUsize,
     num_subs: AtomicUsize,
@@ -110,6 +115,7 @@ impl Default for Hub {
         Self {
             channels: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             users: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            sessions: Mutex::new(HashMap::new()),
             hasher: RandomState::new(),
             num_clients: AtomicUsize::new(0),
             num_subs: AtomicUsize::new(0),
@@ -129,6 +135,22 @@ impl Hub {
         conns.insert(client.id.clone(), client);
         self.num_clients.fetch_add(1, Ordering::Relaxed);
         conns.len()
+    }
+
+    /// Registers an emulated connection's command channel under its session id.
+    pub fn register_session(&self, session: Arc<str>, sender: EmulationSender) {
+        self.sessions.lock().insert(session, sender);
+    }
+
+    pub fn unregister_session(&self, session: &str) {
+        self.sessions.lock().remove(session);
+    }
+
+    /// Hands a posted frame to the emulated connection `session` if it lives on this node;
+    /// false when it does not (or its queue of frames is full).
+    pub fn deliver_emulation(&self, session: &str, frame: Bytes) -> bool {
+        let sender = self.sessions.lock().get(session).cloned();
+        sender.is_some_and(|s| s.try_send(frame).is_ok())
     }
 
     /// Connections the user has on this node.

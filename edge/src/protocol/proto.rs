@@ -365,3 +365,14 @@ pub struct SubRefreshResult {
     #[prost(uint32, tag = "2")]
     pub ttl: u32,
 }
+
+/// Commands posted to `/emulation` by a Protobuf HTTP-streaming client.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EmulationRequest {
+    #[prost(string, tag = "1")]
+    pub node: String,
+    #[prost(string, tag = "2")]
+    pub session: String,
+    #[prost(bytes = "vec", tag = "3")]
+    pub data: Vec<u8>,
+}

@@ -144,12 +144,10 @@ impl Session {
         }
 
         let client_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
-        let handle = Arc::new(ClientHandle::new(
-            client_id.clone(),
-            Arc::from(user.as_str()),
-            self.encoding,
-            self.outbox.clone(),
-        ));
+        let handle = Arc::new(
+            ClientHandle::new(client_id.clone(), Arc::from(user.as_str()), self.encoding, self.outbox.clone())
+                .with_session(self.emulation_session.clone()),
+        );
         self.node.hub.add_client(handle.clone());
         let info = ClientInfo { user, client: client_id.to_string(), conn_info, chan_info: None };
 
@@ -158,6 +156,8 @@ impl Session {
             version: VERSION.to_string(),
             ping: self.timers.ping_interval.as_secs() as u32,
             pong: self.timers.pong_enabled(),
+            session: self.emulation_session.as_deref().unwrap_or_default().to_string(),
+            node: if self.emulation_session.is_some() { self.node.id.clone() } else { String::new() },
             ..Default::default()
         };
         if let Some(at) = expires_at {

@@ -13,12 +13,20 @@ pub struct ClientHandle {
     pub user: Arc<str>,
     /// How messages for this connection are encoded (fan-out encodes once per encoding).
     pub encoding: Encoding,
+    /// Session id of an emulated transport (server API targets may name it).
+    pub session: Option<Arc<str>>,
     outbox: Arc<Outbox>,
 }
 
 impl ClientHandle {
     pub fn new(id: Arc<str>, user: Arc<str>, encoding: Encoding, outbox: Arc<Outbox>) -> Self {
-        Self { id, user, encoding, outbox }
+        Self { id, user, encoding, session: None, outbox }
+    }
+
+    /// The same handle for a connection of an emulated transport.
+    pub fn with_session(mut self, session: Option<Arc<str>>) -> Self {
+        self.session = session;
+        self
     }
 
     /// Queues encoded bytes for the connection's writer.

@@ -25,10 +25,13 @@ use crate::protocol::{ClientInfo, Disconnect, Encoding, ErrorCode, Reply, ReplyB
 use timers::Timers;
 
 /// What a transport tells the session about itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TransportInfo {
     pub name: &'static str,
     pub encoding: Encoding,
+    /// Emulated transports (HTTP-streaming, SSE): the session id the client sends its later
+    /// commands with (`/emulation`), announced in the connect reply with the node id.
+    pub emulation_session: Option<Arc<str>>,
 }
 
 /// One subscription of this connection.
@@ -64,6 +67,7 @@ pub struct Session {
     node: Arc<Node>,
     outbox: Arc<Outbox>,
     encoding: Encoding,
+    emulation_session: Option<Arc<str>>,
     state: State,
     subs: HashMap<String, Subscription>,
     timers: Timers,
@@ -78,6 +82,7 @@ impl Session {
             node,
             outbox,
             encoding: transport.encoding,
+            emulation_session: transport.emulation_session,
             state: State::Connecting,
             subs: HashMap::new(),
         }

@@ -1,4 +1,5 @@
 //! Client transports: they move frames between sockets and a [`crate::session::Session`].
 
+pub mod emulation;
 pub mod origin;
 pub mod websocket;

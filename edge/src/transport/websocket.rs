@@ -62,7 +62,8 @@ async fn serve(socket: WebSocket, node: Arc<Node>, encoding: Encoding, queue_lim
     let outbox = Arc::new(Outbox::new(queue_limit));
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, outbox.clone(), encoding, write_timeout));
-    let mut session = Session::new(node, outbox.clone(), TransportInfo { name: "websocket", encoding });
+    let mut session =
+        Session::new(node, outbox.clone(), TransportInfo { name: "websocket", encoding, emulation_session: None });
 
     let mut deadline = session.next_deadline();
     let sleep = tokio::time::sleep_until(deadline);

@@ -72,11 +72,12 @@ function debug(...args) {
   }
 }
 
-// A client of the real SDK over `ws` (its Protobuf build when `protobuf`). Its `error` events
-// are recorded in `client.errors` (an EventEmitter without an `error` listener would throw).
-function newClient(options, { protobuf = false } = {}) {
+// A client of the real SDK over `ws` (its Protobuf build when `protobuf`; other `transports`
+// when given). Its `error` events are recorded in `client.errors` (an EventEmitter without an
+// `error` listener would throw).
+function newClient(options, { protobuf = false, transports } = {}) {
   const Impl = protobuf ? CentrifugeProtobuf : Centrifuge;
-  const client = new Impl(env('GYRE_WS_URL'), {
+  const client = new Impl(transports || env('GYRE_WS_URL'), {
     websocket: WebSocket,
     minReconnectDelay: 200,
     maxReconnectDelay: 1000,

@@ -1,0 +1,299 @@
+//! Bidirectional emulation, the fallback transports of centrifuge-js: the client opens a
+//! stream (`POST /connection/http_stream`, JSON or Protobuf; `GET|POST /connection/sse`, JSON)
+//! carrying its connect command, the server streams replies and pushes down it, and every later
+//! command arrives as `POST /emulation` naming the session — on any node: one that does not
+//! serve the session hands it on through the engine.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use bytes::{BufMut, BytesMut};
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::node::cluster::UserCommand;
+use crate::node::Node;
+use crate::protocol::{proto, Disconnect, Encoding, Push, PushBody, Reply};
+use crate::session::{Batch, Outbox, Session, TransportInfo};
+
+/// Largest connect or emulation body.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Posted frames waiting for one session.
+const FRAME_QUEUE: usize = 64;
+
+/// How a stream frames what the session sends.
+#[derive(Clone, Copy)]
+enum Framing {
+    /// `/connection/http_stream`: JSON lines, or varint-delimited Protobuf.
+    HttpStream(Encoding),
+    /// `/connection/sse`: `data: <json>` events.
+    Sse,
+}
+
+impl Framing {
+    fn encoding(self) -> Encoding {
+        match self {
+            Self::HttpStream(e) => e,
+            Self::Sse => Encoding::Json,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::HttpStream(Encoding::Json) => "application/json",
+            Self::HttpStream(Encoding::Protobuf) => "application/octet-stream",
+            Self::Sse => "text/event-stream; charset=utf-8",
+        }
+    }
+
+    /// One write of queued messages.
+    fn frame(self, messages: Vec<Bytes>) -> Bytes {
+        let mut buf = BytesMut::with_capacity(messages.iter().map(|m| m.len() + 8).sum());
+        for m in messages {
+            match self {
+                Self::HttpStream(Encoding::Json) => {
+                    buf.put_slice(&m);
+                    buf.put_u8(b'\n');
+                }
+                Self::HttpStream(Encoding::Protobuf) => buf.put_slice(&m),
+                Self::Sse => {
+                    buf.put_slice(b"data: ");
+                    buf.put_slice(&m);
+                    buf.put_slice(b"\n\n");
+                }
+            }
+        }
+        buf.freeze()
+    }
+}
+
+fn no_cache(mut resp: Response, content_type: &'static str) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache, no-store, must-revalidate, max-age=0"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+fn refuse(status: StatusCode, message: &'static str) -> Response {
+    (status, message).into_response()
+}
+
+/// Answers a CORS preflight for a POST endpoint.
+fn preflight() -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("300"));
+    resp
+}
+
+fn is_protobuf(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"))
+}
+
+/// `POST /connection/http_stream`: the body is the connect command (Content-Type selects JSON
+/// or Protobuf); the response streams replies.
+pub async fn http_stream(State(node): State<Arc<Node>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+    if method == Method::OPTIONS {
+        return preflight();
+    }
+    if method != Method::POST {
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, "POST a connect command");
+    }
+    let encoding = if is_protobuf(&headers) { Encoding::Protobuf } else { Encoding::Json };
+    open(node, &headers, body, Framing::HttpStream(encoding))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct SseQuery {
+    cf_connect: Option<String>,
+}
+
+/// `GET /connection/sse?cf_connect=<connect command>` (or `POST` with it as the body).
+pub async fn sse(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    Query(query): Query<SseQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let connect = match (method, query.cf_connect) {
+        (Method::GET, Some(c)) => Bytes::from(c),
+        (Method::GET, None) => return refuse(StatusCode::BAD_REQUEST, "cf_connect query parameter required"),
+        (Method::POST, _) => body,
+        _ => return refuse(StatusCode::METHOD_NOT_ALLOWED, "GET or POST a connect command"),
+    };
+    open(node, &headers, connect, Framing::Sse)
+}
+
+/// Starts a session for an emulated stream and returns the streaming response.
+fn open(node: Arc<Node>, headers: &HeaderMap, connect: Bytes, framing: Framing) -> Response {
+    let config = node.config();
+    if node.is_shutting_down() {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    if !super::origin::allowed(headers, &config.allowed_origins) {
+        return refuse(StatusCode::FORBIDDEN, "origin not allowed");
+    }
+    if connect.len() > MAX_BODY {
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "connect command too large");
+    }
+    let session_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
+    let (tx, rx) = mpsc::channel(FRAME_QUEUE);
+    node.hub.register_session(session_id.clone(), tx);
+    let outbox = Arc::new(Outbox::new(config.client_queue_max_size));
+    let transport = TransportInfo {
+        name: match framing {
+            Framing::HttpStream(_) => "http_stream",
+            Framing::Sse => "sse",
+        },
+        encoding: framing.encoding(),
+        emulation_session: Some(session_id.clone()),
+    };
+    let session = Session::new(node.clone(), outbox.clone(), transport);
+    tokio::spawn(run(node, session, session_id, outbox.clone(), connect, rx));
+    let stream = futures_util::stream::unfold(
+        Some(StreamState { outbox: outbox.clone(), framing, started: false, _guard: CloseOnDrop(outbox) }),
+        next_chunk,
+    );
+    no_cache(Response::new(Body::from_stream(stream)), framing.content_type())
+}
+
+/// Closes the session when the response is dropped (the client went away).
+struct CloseOnDrop(Arc<Outbox>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close(Disconnect { code: 3000, reason: "connection closed".into() });
+    }
+}
+
+struct StreamState {
+    outbox: Arc<Outbox>,
+    framing: Framing,
+    started: bool,
+    _guard: CloseOnDrop,
+}
+
+/// The next chunk of the response: queued messages, or the disconnect push and the end.
+async fn next_chunk(state: Option<StreamState>) -> Option<(Result<Bytes, Infallible>, Option<StreamState>)> {
+    let mut st = state?;
+    if !st.started && matches!(st.framing, Framing::Sse) {
+        st.started = true;
+        return Some((Ok(Bytes::from_static(b"\r\n")), Some(st)));
+    }
+    match st.outbox.next_batch().await {
+        Batch::Messages(messages) => {
+            let chunk = st.framing.frame(messages);
+            Some((Ok(chunk), Some(st)))
+        }
+        Batch::Close(d) if d.code != 3000 => {
+            let push = Reply::push(Push { channel: String::new(), body: PushBody::Disconnect(d) });
+            let chunk = st.framing.frame(vec![st.framing.encoding().encode_reply(&push)]);
+            Some((Ok(chunk), None))
+        }
+        Batch::Close(_) => None,
+    }
+}
+
+/// The session of an emulated connection: the connect command first, then posted frames.
+async fn run(
+    node: Arc<Node>,
+    mut session: Session,
+    session_id: Arc<str>,
+    outbox: Arc<Outbox>,
+    connect: Bytes,
+    mut frames: mpsc::Receiver<Bytes>,
+) {
+    let mut disconnect = Box::pin(session.handle_frame(&connect)).await.err();
+    if disconnect.is_none() {
+        let mut deadline = session.next_deadline();
+        let sleep = tokio::time::sleep_until(deadline);
+        tokio::pin!(sleep);
+        disconnect = loop {
+            tokio::select! {
+                frame = frames.recv() => match frame {
+                    Some(f) => {
+                        if let Err(d) = Box::pin(session.handle_frame(&f)).await {
+                            break Some(d);
+                        }
+                    }
+                    None => break None,
+                },
+                () = &mut sleep => {
+                    if let Err(d) = Box::pin(session.on_timer(Instant::now())).await {
+                        break Some(d);
+                    }
+                }
+                control = outbox.next_control() => {
+                    if let Err(d) = Box::pin(session.handle_control(control)).await {
+                        break Some(d);
+                    }
+                }
+                d = outbox.closed() => break Some(d),
+            }
+            let next = session.next_deadline();
+            if next != deadline {
+                deadline = next;
+                sleep.as_mut().reset(deadline);
+            }
+        };
+    }
+    node.hub.unregister_session(&session_id);
+    Box::pin(session.close(disconnect)).await;
+}
+
+/// `POST /emulation`: a frame of commands for a session's connection (JSON
+/// `{"session","node","data"}` with `data` the newline-joined commands, or a Protobuf
+/// `EmulationRequest`). 204 whether or not the session still exists.
+pub async fn emulation(State(node): State<Arc<Node>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+    if method == Method::OPTIONS {
+        return preflight();
+    }
+    if method != Method::POST {
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, "POST commands");
+    }
+    if body.len() > MAX_BODY {
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "request too large");
+    }
+    let (session, target_node, frame) = if is_protobuf(&headers) {
+        match proto::EmulationRequest::decode(body) {
+            Ok(r) => (r.session, r.node, Bytes::from(r.data)),
+            Err(_) => return refuse(StatusCode::BAD_REQUEST, "malformed EmulationRequest"),
+        }
+    } else {
+        match serde_json::from_slice::<JsonEmulation>(&body) {
+            Ok(r) => (r.session, r.node, Bytes::from(r.data)),
+            Err(_) => return refuse(StatusCode::BAD_REQUEST, "expected {\"session\",\"node\",\"data\"}"),
+        }
+    };
+    if !node.hub.deliver_emulation(&session, frame.clone()) && target_node != node.id {
+        let data = base64::engine::general_purpose::STANDARD.encode(&frame);
+        if let Err(code) = node.user_command(UserCommand::Emulation { session, data }).await {
+            tracing::debug!(%code, "emulation frame not forwarded");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "cannot reach the session's node");
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct JsonEmulation {
+    session: String,
+    #[serde(default)]
+    node: String,
+    data: String,
+}
