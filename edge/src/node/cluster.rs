@@ -68,7 +68,7 @@ impl UserCommand {
             Self::Emulation { session, data } => {
                 use base64::Engine;
                 if let Ok(frame) = base64::engine::general_purpose::STANDARD.decode(data) {
-                    hub.deliver_emulation(session, bytes::Bytes::from(frame));
+                    let _ = hub.deliver_emulation(session, bytes::Bytes::from(frame));
                 }
                 return;
             }

@@ -69,6 +69,16 @@ type UserConnections = HashMap<Arc<str>, Arc<ClientHandle>>;
 /// Where an emulated connection's commands go (HTTP-streaming and SSE read no socket).
 pub type EmulationSender = tokio::sync::mpsc::Sender<Bytes>;
 
+/// What became of a frame posted for an emulated connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered,
+    /// The connection has too many frames waiting: the client sends faster than it is served.
+    Busy,
+    /// No such connection on this node.
+    NotHere,
+}
+
 /// Sharded maps of channel subscribers and of users' connections.
 pub struct Hub {
     channels: Vec<RwLock<HashMap<Arc<str>, Arc<ChannelSubs>>>>,
@@ -146,11 +156,14 @@ impl Hub {
         self.sessions.lock().remove(session);
     }
 
-    /// Hands a posted frame to the emulated connection `session` if it lives on this node;
-    /// false when it does not (or its queue of frames is full).
-    pub fn deliver_emulation(&self, session: &str, frame: Bytes) -> bool {
-        let sender = self.sessions.lock().get(session).cloned();
-        sender.is_some_and(|s| s.try_send(frame).is_ok())
+    /// Hands a posted frame to the emulated connection `session` if it lives on this node.
+    pub fn deliver_emulation(&self, session: &str, frame: Bytes) -> Delivery {
+        let Some(sender) = self.sessions.lock().get(session).cloned() else { return Delivery::NotHere };
+        match sender.try_send(frame) {
+            Ok(()) => Delivery::Delivered,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Delivery::Busy,
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Delivery::NotHere,
+        }
     }
 
     /// Connections the user has on this node.

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::node::cluster::UserCommand;
+use crate::node::hub::Delivery;
 use crate::node::Node;
 use crate::protocol::{proto, Disconnect, Encoding, Push, PushBody, Reply};
 use crate::session::{Batch, Outbox, Session, TransportInfo};
@@ -280,12 +281,18 @@ pub async fn emulation(State(node): State<Arc<Node>>, method: Method, headers: H
             Err(_) => return refuse(StatusCode::BAD_REQUEST, "expected {\"session\",\"node\",\"data\"}"),
         }
     };
-    if !node.hub.deliver_emulation(&session, frame.clone()) && target_node != node.id {
-        let data = base64::engine::general_purpose::STANDARD.encode(&frame);
-        if let Err(code) = node.user_command(UserCommand::Emulation { session, data }).await {
-            tracing::debug!(%code, "emulation frame not forwarded");
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "cannot reach the session's node");
+    match node.hub.deliver_emulation(&session, frame.clone()) {
+        Delivery::Delivered => {}
+        Delivery::Busy => return refuse(StatusCode::TOO_MANY_REQUESTS, "too many commands waiting for this session"),
+        // Gone, or on another node: hand it on (a node that has it delivers it).
+        Delivery::NotHere if target_node != node.id => {
+            let data = base64::engine::general_purpose::STANDARD.encode(&frame);
+            if let Err(code) = node.user_command(UserCommand::Emulation { session, data }).await {
+                tracing::debug!(%code, "emulation frame not forwarded");
+                return refuse(StatusCode::SERVICE_UNAVAILABLE, "cannot reach the session's node");
+            }
         }
+        Delivery::NotHere => {}
     }
     StatusCode::NO_CONTENT.into_response()
 }
