@@ -19,12 +19,15 @@ use crate::protocol::Disconnect;
 
 /// Routes of the client listener.
 fn client_router() -> Router<Arc<Node>> {
-    use crate::transport::{emulation, websocket};
+    use crate::transport::{http, websocket};
     Router::new()
         .route("/connection/websocket", any(websocket::handler))
-        .route("/connection/http_stream", any(emulation::http_stream))
-        .route("/connection/sse", any(emulation::sse))
-        .route("/emulation", any(emulation::emulation))
+        .route("/connection/http_stream", any(http::http_stream))
+        .route("/connection/sse", any(http::sse))
+        .route("/emulation", any(http::emulation))
+        .route("/connection/uni_websocket", any(websocket::uni_handler))
+        .route("/connection/uni_http_stream", any(http::uni_http_stream))
+        .route("/connection/uni_sse", any(http::uni_sse))
 }
 
 /// Routes of the internal listener: API, health, metrics.

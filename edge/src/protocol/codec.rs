@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{json, protobuf, Command, Reply};
+use super::{json, protobuf, Command, Reply, ReplyBody};
 
 /// How a connection's frames are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,11 +11,14 @@ pub enum Encoding {
     Json,
     /// Varint-length-delimited Protobuf messages in binary frames.
     Protobuf,
+    /// Unidirectional transports: JSON pushes sent unwrapped (`{"channel":…,"pub":…}`, the
+    /// connect result as `{"connect":…}`); the client sends nothing after connecting.
+    JsonUni,
 }
 
 impl Encoding {
     /// Number of encodings (size of per-encoding caches).
-    pub const COUNT: usize = 2;
+    pub const COUNT: usize = 3;
 
     /// Position in per-encoding caches.
     pub fn index(self) -> usize {
@@ -26,13 +29,20 @@ impl Encoding {
         match self {
             Self::Json => "json",
             Self::Protobuf => "protobuf",
+            Self::JsonUni => "json-uni",
         }
+    }
+
+    /// Text (JSON) rather than binary frames.
+    pub fn is_text(self) -> bool {
+        self != Self::Protobuf
     }
 
     /// Splits one frame into its commands; an error closes the connection with 3501.
     pub fn decode_commands(self, frame: &[u8]) -> Result<Vec<Command>, String> {
         match self {
-            Self::Json => {
+            // A unidirectional transport passes only the connect command it built.
+            Self::Json | Self::JsonUni => {
                 let text = std::str::from_utf8(frame).map_err(|e| e.to_string())?;
                 json::decode_commands(text).map_err(|e| e.to_string())
             }
@@ -45,13 +55,18 @@ impl Encoding {
         match self {
             Self::Json => json::encode_reply(reply),
             Self::Protobuf => protobuf::encode_reply(reply),
+            Self::JsonUni => match &reply.body {
+                ReplyBody::Push(push) => json::encode_value(push),
+                ReplyBody::Connect(result) => json::encode_value(&UniConnect { connect: result }),
+                _ => json::encode_reply(reply),
+            },
         }
     }
 
     /// The server ping message.
     pub fn ping(self) -> Bytes {
         Bytes::from_static(match self {
-            Self::Json => json::PING,
+            Self::Json | Self::JsonUni => json::PING,
             Self::Protobuf => protobuf::PING,
         })
     }
@@ -62,7 +77,7 @@ impl Encoding {
         if messages.len() == 1 {
             return messages.pop().unwrap_or_default();
         }
-        let separator = usize::from(self == Self::Json);
+        let separator = usize::from(self.is_text());
         let size = messages.iter().map(|m| m.len() + separator).sum::<usize>();
         let mut buf = BytesMut::with_capacity(size);
         for (i, m) in messages.iter().enumerate() {
@@ -73,6 +88,12 @@ impl Encoding {
         }
         buf.freeze()
     }
+}
+
+/// The connect result as a unidirectional client receives it.
+#[derive(serde::Serialize)]
+struct UniConnect<'a> {
+    connect: &'a super::ConnectResult,
 }
 
 #[cfg(test)]

@@ -22,8 +22,13 @@ pub fn decode_commands(frame: &str) -> Result<Vec<Command>, serde_json::Error> {
 
 /// Encodes one reply or push.
 pub fn encode_reply(reply: &Reply) -> Bytes {
-    // Our reply types serialize infallibly (string keys, no maps with non-string keys).
-    match serde_json::to_vec(reply) {
+    encode_value(reply)
+}
+
+/// Encodes any of the protocol's serializable messages.
+pub fn encode_value<T: serde::Serialize>(value: &T) -> Bytes {
+    // Our message types serialize infallibly (string keys, no maps with non-string keys).
+    match serde_json::to_vec(value) {
         Ok(v) => Bytes::from(v),
         Err(err) => {
             tracing::error!(%err, "reply encoding failed");

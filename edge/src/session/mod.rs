@@ -77,8 +77,13 @@ impl Session {
     pub fn new(node: Arc<Node>, outbox: Arc<Outbox>, transport: TransportInfo) -> Self {
         let config = node.config();
         node.metrics.connections_accepted.with_label_values(&[transport.name]).inc();
+        let mut timers = Timers::new(&config, Instant::now());
+        if transport.encoding == Encoding::JsonUni {
+            // Unidirectional clients cannot answer pings.
+            timers.pong_timeout = std::time::Duration::ZERO;
+        }
         Self {
-            timers: Timers::new(&config, Instant::now()),
+            timers,
             node,
             outbox,
             encoding: transport.encoding,

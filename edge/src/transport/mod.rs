@@ -1,5 +1,5 @@
 //! Client transports: they move frames between sockets and a [`crate::session::Session`].
 
-pub mod emulation;
+pub mod http;
 pub mod origin;
 pub mod websocket;

@@ -8,6 +8,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
@@ -25,45 +26,91 @@ const READ_BUFFER: usize = 1024;
 pub struct WsQuery {
     format: String,
     cf_protocol: String,
+    /// Unidirectional: the connect request (else the first message).
+    cf_connect: Option<String>,
 }
 
-/// Upgrades an HTTP request to a client connection.
+/// Upgrades an HTTP request to a client connection (`/connection/websocket`).
 pub async fn handler(
     State(node): State<Arc<Node>>,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let config = node.config();
-    if node.is_shutting_down() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
-    }
-    if !super::origin::allowed(&headers, &config.allowed_origins) {
-        tracing::info!(origin = ?headers.get("origin"), "connection refused: origin not allowed");
-        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-    }
     let wants_protobuf = query.format == "protobuf"
         || query.cf_protocol == "protobuf"
         || ws.requested_protocols().any(|p| p.as_bytes() == b"centrifuge-protobuf");
     let (encoding, subprotocol) =
         if wants_protobuf { (Encoding::Protobuf, "centrifuge-protobuf") } else { (Encoding::Json, "centrifuge-json") };
+    upgrade(node, &headers, ws.protocols([subprotocol]), encoding, None)
+}
+
+/// Upgrades to a unidirectional connection (`/connection/uni_websocket`): the connect request
+/// in `cf_connect` or as the first message, then pushes only, one per frame.
+pub async fn uni_handler(
+    State(node): State<Arc<Node>>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let connect = match query.cf_connect {
+        Some(request) => match super::http::uni_connect_command(request.as_bytes()) {
+            Some(c) => Some(c),
+            None => return (StatusCode::BAD_REQUEST, "malformed cf_connect").into_response(),
+        },
+        None => None,
+    };
+    upgrade(node, &headers, ws, Encoding::JsonUni, connect)
+}
+
+fn upgrade(
+    node: Arc<Node>,
+    headers: &HeaderMap,
+    ws: WebSocketUpgrade,
+    encoding: Encoding,
+    connect: Option<Bytes>,
+) -> Response {
+    let config = node.config();
+    if node.is_shutting_down() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if !super::origin::allowed(headers, &config.allowed_origins) {
+        tracing::info!(origin = ?headers.get("origin"), "connection refused: origin not allowed");
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
     let limit = config.websocket_message_size_limit;
     let write_timeout = config.websocket_write_timeout.0;
     let queue_limit = config.client_queue_max_size;
-    ws.protocols([subprotocol])
-        .read_buffer_size(READ_BUFFER)
+    ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve(socket, node, encoding, queue_limit, write_timeout))
+        .on_upgrade(move |socket| serve(socket, node, encoding, connect, queue_limit, write_timeout))
 }
 
-async fn serve(socket: WebSocket, node: Arc<Node>, encoding: Encoding, queue_limit: usize, write_timeout: Duration) {
+async fn serve(
+    socket: WebSocket,
+    node: Arc<Node>,
+    encoding: Encoding,
+    connect: Option<Bytes>,
+    queue_limit: usize,
+    write_timeout: Duration,
+) {
     let outbox = Arc::new(Outbox::new(queue_limit));
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, outbox.clone(), encoding, write_timeout));
-    let mut session =
-        Session::new(node, outbox.clone(), TransportInfo { name: "websocket", encoding, emulation_session: None });
+    let uni = encoding == Encoding::JsonUni;
+    let name = if uni { "uni_websocket" } else { "websocket" };
+    let mut session = Session::new(node, outbox.clone(), TransportInfo { name, encoding, emulation_session: None });
+    // A unidirectional client that gave no cf_connect sends its request as the first message.
+    let mut awaiting_connect = uni && connect.is_none();
+    if let Some(c) = connect {
+        if let Err(d) = Box::pin(session.handle_frame(&c)).await {
+            Box::pin(session.close(Some(d))).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+            return;
+        }
+    }
 
     let mut deadline = session.next_deadline();
     let sleep = tokio::time::sleep_until(deadline);
@@ -72,6 +119,19 @@ async fn serve(socket: WebSocket, node: Arc<Node>, encoding: Encoding, queue_lim
         tokio::select! {
             msg = stream.next() => match msg {
                 None | Some(Ok(Message::Close(_))) => break None,
+                // A unidirectional client's first message is its connect request; later ones
+                // are ignored.
+                Some(Ok(Message::Text(text))) if uni => {
+                    if awaiting_connect {
+                        awaiting_connect = false;
+                        let Some(c) = super::http::uni_connect_command(text.as_bytes()) else {
+                            break Some(Disconnect::bad_request());
+                        };
+                        if let Err(d) = Box::pin(session.handle_frame(&c)).await {
+                            break Some(d);
+                        }
+                    }
+                }
                 Some(Ok(Message::Text(text))) if encoding == Encoding::Json => {
                     // Boxed: the command handlers' futures are large, and an idle connection
                     // should not carry their space.
@@ -116,7 +176,8 @@ async fn serve(socket: WebSocket, node: Arc<Node>, encoding: Encoding, queue_lim
     }
 }
 
-/// Drains the outbox: every batch becomes one frame (text for JSON, binary for Protobuf).
+/// Drains the outbox: every batch becomes one frame (text for JSON, binary for Protobuf);
+/// unidirectional clients get one push per frame.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     outbox: Arc<Outbox>,
@@ -125,11 +186,20 @@ async fn write_loop(
 ) {
     loop {
         match outbox.next_batch().await {
+            Batch::Messages(messages) if encoding == Encoding::JsonUni => {
+                for m in messages {
+                    let Ok(text) = Utf8Bytes::try_from(m) else { continue };
+                    if !send_within(&mut sink, Message::Text(text), write_timeout).await {
+                        outbox.close(Disconnect::write_error());
+                        return;
+                    }
+                }
+            }
             Batch::Messages(messages) => {
                 let frame = encoding.join(messages);
                 let message = match encoding {
                     Encoding::Protobuf => Message::Binary(frame),
-                    Encoding::Json => match Utf8Bytes::try_from(frame) {
+                    Encoding::Json | Encoding::JsonUni => match Utf8Bytes::try_from(frame) {
                         Ok(text) => Message::Text(text),
                         Err(_) => {
                             tracing::error!("non-UTF-8 JSON frame dropped");

@@ -1,8 +1,13 @@
+//! Transports over plain HTTP responses that stay open.
+//!
 //! Bidirectional emulation, the fallback transports of centrifuge-js: the client opens a
 //! stream (`POST /connection/http_stream`, JSON or Protobuf; `GET|POST /connection/sse`, JSON)
 //! carrying its connect command, the server streams replies and pushes down it, and every later
 //! command arrives as `POST /emulation` naming the session — on any node: one that does not
 //! serve the session hands it on through the engine.
+//!
+//! Unidirectional (`/connection/uni_http_stream`, `/connection/uni_sse`): the client sends a
+//! connect request once and only receives pushes, unwrapped.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -32,25 +37,24 @@ const FRAME_QUEUE: usize = 64;
 /// How a stream frames what the session sends.
 #[derive(Clone, Copy)]
 enum Framing {
-    /// `/connection/http_stream`: JSON lines, or varint-delimited Protobuf.
-    HttpStream(Encoding),
-    /// `/connection/sse`: `data: <json>` events.
-    Sse,
+    /// HTTP-streaming: JSON lines, or varint-delimited Protobuf.
+    Stream(Encoding),
+    /// SSE: `data: <json>` events.
+    Sse(Encoding),
 }
 
 impl Framing {
     fn encoding(self) -> Encoding {
         match self {
-            Self::HttpStream(e) => e,
-            Self::Sse => Encoding::Json,
+            Self::Stream(e) | Self::Sse(e) => e,
         }
     }
 
     fn content_type(self) -> &'static str {
         match self {
-            Self::HttpStream(Encoding::Json) => "application/json",
-            Self::HttpStream(Encoding::Protobuf) => "application/octet-stream",
-            Self::Sse => "text/event-stream; charset=utf-8",
+            Self::Stream(Encoding::Protobuf) => "application/octet-stream",
+            Self::Stream(_) => "application/json",
+            Self::Sse(_) => "text/event-stream; charset=utf-8",
         }
     }
 
@@ -59,12 +63,12 @@ impl Framing {
         let mut buf = BytesMut::with_capacity(messages.iter().map(|m| m.len() + 8).sum());
         for m in messages {
             match self {
-                Self::HttpStream(Encoding::Json) => {
+                Self::Stream(Encoding::Protobuf) => buf.put_slice(&m),
+                Self::Stream(_) => {
                     buf.put_slice(&m);
                     buf.put_u8(b'\n');
                 }
-                Self::HttpStream(Encoding::Protobuf) => buf.put_slice(&m),
-                Self::Sse => {
+                Self::Sse(_) => {
                     buf.put_slice(b"data: ");
                     buf.put_slice(&m);
                     buf.put_slice(b"\n\n");
@@ -114,7 +118,7 @@ pub async fn http_stream(State(node): State<Arc<Node>>, method: Method, headers:
         return refuse(StatusCode::METHOD_NOT_ALLOWED, "POST a connect command");
     }
     let encoding = if is_protobuf(&headers) { Encoding::Protobuf } else { Encoding::Json };
-    open(node, &headers, body, Framing::HttpStream(encoding))
+    open(node, &headers, body, Framing::Stream(encoding), "http_stream")
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -137,11 +141,60 @@ pub async fn sse(
         (Method::POST, _) => body,
         _ => return refuse(StatusCode::METHOD_NOT_ALLOWED, "GET or POST a connect command"),
     };
-    open(node, &headers, connect, Framing::Sse)
+    open(node, &headers, connect, Framing::Sse(Encoding::Json), "sse")
 }
 
-/// Starts a session for an emulated stream and returns the streaming response.
-fn open(node: Arc<Node>, headers: &HeaderMap, connect: Bytes, framing: Framing) -> Response {
+/// `POST /connection/uni_http_stream` with a JSON connect request (may be `{}`): pushes as
+/// JSON lines.
+pub async fn uni_http_stream(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if method == Method::OPTIONS {
+        return preflight();
+    }
+    if method != Method::POST {
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, "POST a connect request");
+    }
+    match uni_connect_command(&body) {
+        Some(connect) => open(node, &headers, connect, Framing::Stream(Encoding::JsonUni), "uni_http_stream"),
+        None => refuse(StatusCode::BAD_REQUEST, "malformed connect request"),
+    }
+}
+
+/// `GET /connection/uni_sse[?cf_connect=<connect request>]` or `POST` with it as the body.
+pub async fn uni_sse(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    Query(query): Query<SseQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = match method {
+        Method::GET => Bytes::from(query.cf_connect.unwrap_or_default()),
+        Method::POST => body,
+        _ => return refuse(StatusCode::METHOD_NOT_ALLOWED, "GET or POST a connect request"),
+    };
+    match uni_connect_command(&request) {
+        Some(connect) => open(node, &headers, connect, Framing::Sse(Encoding::JsonUni), "uni_sse"),
+        None => refuse(StatusCode::BAD_REQUEST, "malformed connect request"),
+    }
+}
+
+/// A unidirectional client's connect request (JSON; empty means `{}`) as a connect command.
+pub fn uni_connect_command(request: &[u8]) -> Option<Bytes> {
+    let request: serde_json::Value = if request.iter().all(u8::is_ascii_whitespace) {
+        serde_json::json!({})
+    } else {
+        serde_json::from_slice(request).ok()?
+    };
+    request.is_object().then(|| Bytes::from(serde_json::json!({"id": 1, "connect": request}).to_string()))
+}
+
+/// Starts a session for a stream and returns the streaming response.
+fn open(node: Arc<Node>, headers: &HeaderMap, connect: Bytes, framing: Framing, name: &'static str) -> Response {
     let config = node.config();
     if node.is_shutting_down() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
@@ -152,20 +205,22 @@ fn open(node: Arc<Node>, headers: &HeaderMap, connect: Bytes, framing: Framing) 
     if connect.len() > MAX_BODY {
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, "connect command too large");
     }
-    let session_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
-    let (tx, rx) = mpsc::channel(FRAME_QUEUE);
-    node.hub.register_session(session_id.clone(), tx);
+    let uni = framing.encoding() == Encoding::JsonUni;
+    // Bidirectional streams get a session id their posted commands are routed by.
+    let emulation = (!uni).then(|| {
+        let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
+        let (tx, rx) = mpsc::channel(FRAME_QUEUE);
+        node.hub.register_session(id.clone(), tx);
+        (id, rx)
+    });
     let outbox = Arc::new(Outbox::new(config.client_queue_max_size));
     let transport = TransportInfo {
-        name: match framing {
-            Framing::HttpStream(_) => "http_stream",
-            Framing::Sse => "sse",
-        },
+        name,
         encoding: framing.encoding(),
-        emulation_session: Some(session_id.clone()),
+        emulation_session: emulation.as_ref().map(|(id, _)| id.clone()),
     };
     let session = Session::new(node.clone(), outbox.clone(), transport);
-    tokio::spawn(run(node, session, session_id, outbox.clone(), connect, rx));
+    tokio::spawn(run(node, session, outbox.clone(), connect, emulation));
     let stream = futures_util::stream::unfold(
         Some(StreamState { outbox: outbox.clone(), framing, started: false, _guard: CloseOnDrop(outbox) }),
         next_chunk,
@@ -192,7 +247,7 @@ struct StreamState {
 /// The next chunk of the response: queued messages, or the disconnect push and the end.
 async fn next_chunk(state: Option<StreamState>) -> Option<(Result<Bytes, Infallible>, Option<StreamState>)> {
     let mut st = state?;
-    if !st.started && matches!(st.framing, Framing::Sse) {
+    if !st.started && matches!(st.framing, Framing::Sse(_)) {
         st.started = true;
         return Some((Ok(Bytes::from_static(b"\r\n")), Some(st)));
     }
@@ -210,15 +265,15 @@ async fn next_chunk(state: Option<StreamState>) -> Option<(Result<Bytes, Infalli
     }
 }
 
-/// The session of an emulated connection: the connect command first, then posted frames.
+/// The session of a stream: the connect command first, then (bidirectional) posted frames.
 async fn run(
     node: Arc<Node>,
     mut session: Session,
-    session_id: Arc<str>,
     outbox: Arc<Outbox>,
     connect: Bytes,
-    mut frames: mpsc::Receiver<Bytes>,
+    emulation: Option<(Arc<str>, mpsc::Receiver<Bytes>)>,
 ) {
+    let (session_id, mut frames) = emulation.unzip();
     let mut disconnect = Box::pin(session.handle_frame(&connect)).await.err();
     if disconnect.is_none() {
         let mut deadline = session.next_deadline();
@@ -226,7 +281,7 @@ async fn run(
         tokio::pin!(sleep);
         disconnect = loop {
             tokio::select! {
-                frame = frames.recv() => match frame {
+                frame = next_frame(&mut frames) => match frame {
                     Some(f) => {
                         if let Err(d) = Box::pin(session.handle_frame(&f)).await {
                             break Some(d);
@@ -253,8 +308,18 @@ async fn run(
             }
         };
     }
-    node.hub.unregister_session(&session_id);
+    if let Some(id) = session_id {
+        node.hub.unregister_session(&id);
+    }
     Box::pin(session.close(disconnect)).await;
+}
+
+/// The next posted frame; never resolves for a unidirectional stream.
+async fn next_frame(frames: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match frames {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `POST /emulation`: a frame of commands for a session's connection (JSON

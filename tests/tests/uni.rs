@@ -1,0 +1,162 @@
+//! Unidirectional transports (no SDK needed): a connect request once, then unwrapped pushes —
+//! over WebSocket, HTTP-streaming and SSE.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use gyre_tests::ws::WAIT;
+use gyre_tests::{token, Gyre};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A token whose `channels` claim subscribes the connection on the server side.
+fn connect_request(user: &str, channel: &str) -> Value {
+    json!({"token": token(user, json!({"channels": [channel]}))})
+}
+
+/// Reads newline- or event-separated JSON messages from a streamed response.
+async fn read_messages(resp: &mut reqwest::Response, buf: &mut String, sep: &str) -> Option<Value> {
+    loop {
+        if let Some(i) = buf.find(sep) {
+            let line = buf[..i].trim().trim_start_matches("data: ").to_string();
+            buf.drain(..i + sep.len());
+            if line.is_empty() {
+                continue;
+            }
+            return Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad push {line:?}: {e}")));
+        }
+        match tokio::time::timeout(WAIT, resp.chunk()).await.expect("no data within the wait").expect("stream") {
+            Some(c) => buf.push_str(&String::from_utf8_lossy(&c)),
+            None => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn uni_http_stream_delivers_unwrapped_pushes_and_ends_with_disconnect() {
+    let gyre = Gyre::start(json!({}));
+    let mut resp = gyre
+        .http()
+        .post(format!("http://{}/connection/uni_http_stream", gyre.addr))
+        .json(&connect_request("u1", "chat:uni"))
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .expect("open");
+    let mut buf = String::new();
+    let connect = read_messages(&mut resp, &mut buf, "\n").await.expect("connect push");
+    assert!(connect["connect"]["client"].is_string(), "{connect}");
+    assert_eq!(connect["connect"].get("pong"), None, "a unidirectional client is never asked to pong: {connect}");
+    assert!(connect["connect"]["subs"].get("chat:uni").is_some(), "server-side subscription: {connect}");
+    gyre.api("publish", json!({"channel": "chat:uni", "data": {"n": 1}})).await;
+    let push = read_messages(&mut resp, &mut buf, "\n").await.expect("publication");
+    assert_eq!(push, json!({"channel": "chat:uni", "pub": {"data": {"n": 1}, "offset": 1}}));
+    gyre.api("disconnect", json!({"user": "u1"})).await;
+    let last = read_messages(&mut resp, &mut buf, "\n").await.expect("disconnect push");
+    assert_eq!(last["disconnect"]["code"], 3503, "{last}");
+    assert!(read_messages(&mut resp, &mut buf, "\n").await.is_none(), "the stream ends");
+}
+
+#[tokio::test]
+async fn uni_sse_streams_events_and_refuses_a_bad_request() {
+    let gyre = Gyre::start(json!({}));
+    let url = format!("http://{}/connection/uni_sse", gyre.addr);
+    let mut resp = gyre
+        .http()
+        .get(&url)
+        .query(&[("cf_connect", connect_request("u2", "chat:sse").to_string())])
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .expect("open");
+    assert_eq!(resp.headers()["content-type"], "text/event-stream; charset=utf-8");
+    let mut buf = String::new();
+    assert!(read_messages(&mut resp, &mut buf, "\n\n").await.expect("connect")["connect"].is_object());
+    gyre.api("publish", json!({"channel": "chat:sse", "data": "hi"})).await;
+    assert_eq!(read_messages(&mut resp, &mut buf, "\n\n").await.expect("pub")["pub"]["data"], "hi");
+    let status = gyre.http().get(&url).query(&[("cf_connect", "[not an object]")]).send().await.expect("bad").status();
+    assert_eq!(status, 400);
+}
+
+async fn uni_ws(
+    gyre: &Gyre,
+    query: Option<&Value>,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut url = format!("ws://{}/connection/uni_websocket", gyre.addr);
+    if let Some(q) = query {
+        url = format!(
+            "{url}?cf_connect={}",
+            url::form_urlencoded::byte_serialize(q.to_string().as_bytes()).collect::<String>()
+        );
+    }
+    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("connect timed out")
+        .expect("upgrade")
+        .0
+}
+
+async fn next_text(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> Message {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("no message within the wait")
+            .expect("open")
+            .expect("ws");
+        if matches!(msg, Message::Text(_) | Message::Close(_)) {
+            return msg;
+        }
+    }
+}
+
+fn json_of(msg: Message) -> Value {
+    match msg {
+        Message::Text(t) => {
+            serde_json::from_str(t.as_str()).unwrap_or_else(|e| panic!("one push per frame: {t:?}: {e}"))
+        }
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn uni_websocket_sends_one_push_per_frame_and_needs_no_pong() {
+    let gyre = Gyre::start(json!({"ping_interval": "1s", "pong_timeout": "500ms"}));
+    // The connect request in the query.
+    let mut ws = uni_ws(&gyre, Some(&connect_request("u3", "chat:w"))).await;
+    assert!(json_of(next_text(&mut ws).await)["connect"].is_object());
+    for n in 0..3 {
+        gyre.api("publish", json!({"channel": "chat:w", "data": n})).await;
+    }
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let push = json_of(next_text(&mut ws).await);
+        if push != json!({}) {
+            got.push(push["pub"]["data"].clone());
+        }
+    }
+    assert_eq!(got, [0, 1, 2]);
+    // Pings keep coming and no pong is expected: still open after several intervals.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    gyre.api("publish", json!({"channel": "chat:w", "data": "still"})).await;
+    loop {
+        let push = json_of(next_text(&mut ws).await);
+        if push != json!({}) {
+            assert_eq!(push["pub"]["data"], "still");
+            break;
+        }
+    }
+
+    // The connect request as the first message; a bad token closes with 3500.
+    let mut ws = uni_ws(&gyre, None).await;
+    futures_util::SinkExt::send(&mut ws, Message::text(connect_request("u4", "chat:w").to_string()))
+        .await
+        .expect("send");
+    assert!(json_of(next_text(&mut ws).await)["connect"].is_object());
+    let mut bad = uni_ws(&gyre, Some(&json!({"token": "not-a-jwt"}))).await;
+    match next_text(&mut bad).await {
+        Message::Close(Some(f)) => assert_eq!(u16::from(f.code), 3500),
+        other => panic!("expected close 3500, got {other:?}"),
+    }
+}
