@@ -34,6 +34,16 @@ pub struct TransportInfo {
     pub emulation_session: Option<Arc<str>>,
 }
 
+/// What a transport read from its peer, for [`Session::drive`].
+pub enum Incoming {
+    /// A frame of commands in the connection's encoding.
+    Frame(Bytes),
+    /// Nothing for the session (a ping frame, a message a unidirectional client may send).
+    Nothing,
+    /// The peer is gone (`None`) or broke the transport's rules.
+    End(Option<Disconnect>),
+}
+
 /// One subscription of this connection.
 struct Subscription {
     /// Subscribed by the server: losing it closes the connection instead of unsubscribing.
@@ -109,6 +119,43 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Runs the connection until it ends — frames from `incoming`, timers, the node's
+    /// instructions, closes — and returns why (then call [`Session::close`]). Every transport
+    /// drives its session through this one loop.
+    pub async fn drive<S: futures_util::Stream<Item = Incoming> + Unpin>(
+        &mut self,
+        incoming: &mut S,
+    ) -> Option<Disconnect> {
+        use futures_util::StreamExt;
+        let outbox = self.outbox.clone();
+        let mut deadline = self.next_deadline();
+        let sleep = tokio::time::sleep_until(deadline);
+        tokio::pin!(sleep);
+        loop {
+            // Boxed: the command handlers' futures are large, and an idle connection should
+            // not carry their space.
+            let result = tokio::select! {
+                next = incoming.next() => match next {
+                    Some(Incoming::Frame(frame)) => Box::pin(self.handle_frame(&frame)).await,
+                    Some(Incoming::Nothing) => Ok(()),
+                    Some(Incoming::End(d)) => return d,
+                    None => return None,
+                },
+                () = &mut sleep => Box::pin(self.on_timer(Instant::now())).await,
+                control = outbox.next_control() => Box::pin(self.handle_control(control)).await,
+                d = outbox.closed() => return Some(d),
+            };
+            if let Err(d) = result {
+                return Some(d);
+            }
+            let next = self.next_deadline();
+            if next != deadline {
+                deadline = next;
+                sleep.as_mut().reset(deadline);
+            }
+        }
     }
 
     /// When the session next needs [`Session::on_timer`].

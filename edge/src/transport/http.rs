@@ -18,15 +18,15 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use bytes::{BufMut, BytesMut};
+use futures_util::StreamExt;
 use prost::Message as _;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use crate::node::cluster::UserCommand;
 use crate::node::hub::Delivery;
 use crate::node::Node;
 use crate::protocol::{proto, Disconnect, Encoding, Push, PushBody, Reply};
-use crate::session::{Batch, Outbox, Session, TransportInfo};
+use crate::session::{Batch, Incoming, Outbox, Session, TransportInfo};
 
 /// Largest connect or emulation body.
 const MAX_BODY: usize = 64 * 1024;
@@ -220,7 +220,7 @@ fn open(node: Arc<Node>, headers: &HeaderMap, connect: Bytes, framing: Framing, 
         emulation_session: emulation.as_ref().map(|(id, _)| id.clone()),
     };
     let session = Session::new(node.clone(), outbox.clone(), transport);
-    tokio::spawn(run(node, session, outbox.clone(), connect, emulation));
+    tokio::spawn(run(node, session, connect, emulation));
     let stream = futures_util::stream::unfold(
         Some(StreamState { outbox: outbox.clone(), framing, started: false, _guard: CloseOnDrop(outbox) }),
         next_chunk,
@@ -269,57 +269,26 @@ async fn next_chunk(state: Option<StreamState>) -> Option<(Result<Bytes, Infalli
 async fn run(
     node: Arc<Node>,
     mut session: Session,
-    outbox: Arc<Outbox>,
     connect: Bytes,
     emulation: Option<(Arc<str>, mpsc::Receiver<Bytes>)>,
 ) {
     let (session_id, mut frames) = emulation.unzip();
     let mut disconnect = Box::pin(session.handle_frame(&connect)).await.err();
     if disconnect.is_none() {
-        let mut deadline = session.next_deadline();
-        let sleep = tokio::time::sleep_until(deadline);
-        tokio::pin!(sleep);
-        disconnect = loop {
-            tokio::select! {
-                frame = next_frame(&mut frames) => match frame {
-                    Some(f) => {
-                        if let Err(d) = Box::pin(session.handle_frame(&f)).await {
-                            break Some(d);
-                        }
-                    }
-                    None => break None,
-                },
-                () = &mut sleep => {
-                    if let Err(d) = Box::pin(session.on_timer(Instant::now())).await {
-                        break Some(d);
-                    }
-                }
-                control = outbox.next_control() => {
-                    if let Err(d) = Box::pin(session.handle_control(control)).await {
-                        break Some(d);
-                    }
-                }
-                d = outbox.closed() => break Some(d),
-            }
-            let next = session.next_deadline();
-            if next != deadline {
-                deadline = next;
-                sleep.as_mut().reset(deadline);
-            }
+        let mut incoming = match frames.take() {
+            Some(rx) => futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|frame| (Incoming::Frame(frame), rx))
+            })
+            .boxed(),
+            // Unidirectional: nothing ever comes in.
+            None => futures_util::stream::pending().boxed(),
         };
+        disconnect = session.drive(&mut incoming).await;
     }
     if let Some(id) = session_id {
         node.hub.unregister_session(&id);
     }
     Box::pin(session.close(disconnect)).await;
-}
-
-/// The next posted frame; never resolves for a unidirectional stream.
-async fn next_frame(frames: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
-    match frames {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// `POST /emulation`: a frame of commands for a session's connection (JSON

@@ -11,11 +11,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use tokio::time::Instant;
 
 use crate::node::Node;
 use crate::protocol::{Disconnect, Encoding};
-use crate::session::{Batch, Outbox, Session, TransportInfo};
+use crate::session::{Batch, Incoming, Outbox, Session, TransportInfo};
 
 /// Read buffer per connection; small so idle connections stay cheap (client commands are
 /// small; a larger message is read in several chunks).
@@ -97,78 +96,37 @@ async fn serve(
     write_timeout: Duration,
 ) {
     let outbox = Arc::new(Outbox::new(queue_limit));
-    let (sink, mut stream) = socket.split();
+    let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, outbox.clone(), encoding, write_timeout));
     let uni = encoding == Encoding::JsonUni;
     let name = if uni { "uni_websocket" } else { "websocket" };
     let mut session = Session::new(node, outbox.clone(), TransportInfo { name, encoding, emulation_session: None });
     // A unidirectional client that gave no cf_connect sends its request as the first message.
     let mut awaiting_connect = uni && connect.is_none();
-    if let Some(c) = connect {
-        if let Err(d) = Box::pin(session.handle_frame(&c)).await {
-            Box::pin(session.close(Some(d))).await;
-            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-            return;
+    let messages = stream.map(move |msg| match msg {
+        Err(err) => {
+            tracing::debug!(%err, "websocket read error");
+            Incoming::End(is_capacity_error(err).then(Disconnect::message_too_big))
         }
-    }
-
-    let mut deadline = session.next_deadline();
-    let sleep = tokio::time::sleep_until(deadline);
-    tokio::pin!(sleep);
-    let disconnect = loop {
-        tokio::select! {
-            msg = stream.next() => match msg {
-                None | Some(Ok(Message::Close(_))) => break None,
-                // A unidirectional client's first message is its connect request; later ones
-                // are ignored.
-                Some(Ok(Message::Text(text))) if uni => {
-                    if awaiting_connect {
-                        awaiting_connect = false;
-                        let Some(c) = super::http::uni_connect_command(text.as_bytes()) else {
-                            break Some(Disconnect::bad_request());
-                        };
-                        if let Err(d) = Box::pin(session.handle_frame(&c)).await {
-                            break Some(d);
-                        }
-                    }
-                }
-                Some(Ok(Message::Text(text))) if encoding == Encoding::Json => {
-                    // Boxed: the command handlers' futures are large, and an idle connection
-                    // should not carry their space.
-                    if let Err(d) = Box::pin(session.handle_frame(text.as_bytes())).await {
-                        break Some(d);
-                    }
-                }
-                Some(Ok(Message::Binary(frame))) if encoding == Encoding::Protobuf => {
-                    if let Err(d) = Box::pin(session.handle_frame(&frame)).await {
-                        break Some(d);
-                    }
-                }
-                Some(Ok(Message::Text(_) | Message::Binary(_))) => break Some(Disconnect::bad_request()),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Err(err)) => {
-                    tracing::debug!(%err, "websocket read error");
-                    break is_capacity_error(err).then(Disconnect::message_too_big);
-                }
-            },
-            () = &mut sleep => {
-                if let Err(d) = Box::pin(session.on_timer(Instant::now())).await {
-                    break Some(d);
-                }
+        Ok(Message::Close(_)) => Incoming::End(None),
+        Ok(Message::Ping(_) | Message::Pong(_)) => Incoming::Nothing,
+        // Later messages of a unidirectional client are ignored.
+        Ok(Message::Text(text)) if uni => {
+            if !std::mem::take(&mut awaiting_connect) {
+                return Incoming::Nothing;
             }
-            control = outbox.next_control() => {
-                if let Err(d) = Box::pin(session.handle_control(control)).await {
-                    break Some(d);
-                }
+            match super::http::uni_connect_command(text.as_bytes()) {
+                Some(connect) => Incoming::Frame(connect),
+                None => Incoming::End(Some(Disconnect::bad_request())),
             }
-            d = outbox.closed() => break Some(d),
         }
-        let next = session.next_deadline();
-        if next != deadline {
-            deadline = next;
-            sleep.as_mut().reset(deadline);
-        }
-    };
+        Ok(Message::Text(text)) if encoding == Encoding::Json => Incoming::Frame(Bytes::from(text)),
+        Ok(Message::Binary(frame)) if encoding == Encoding::Protobuf => Incoming::Frame(frame),
+        Ok(Message::Text(_) | Message::Binary(_)) => Incoming::End(Some(Disconnect::bad_request())),
+    });
+    // A connect request from the query comes first, as if it were the first message.
+    let mut incoming = futures_util::stream::iter(connect.map(Incoming::Frame)).chain(messages);
+    let disconnect = session.drive(&mut incoming).await;
     Box::pin(session.close(disconnect)).await;
     // The writer flushes what is queued, sends the close frame and ends.
     if tokio::time::timeout(Duration::from_secs(5), writer).await.is_err() {
@@ -185,33 +143,8 @@ async fn write_loop(
     write_timeout: Duration,
 ) {
     loop {
-        match outbox.next_batch().await {
-            Batch::Messages(messages) if encoding == Encoding::JsonUni => {
-                for m in messages {
-                    let Ok(text) = Utf8Bytes::try_from(m) else { continue };
-                    if !send_within(&mut sink, Message::Text(text), write_timeout).await {
-                        outbox.close(Disconnect::write_error());
-                        return;
-                    }
-                }
-            }
-            Batch::Messages(messages) => {
-                let frame = encoding.join(messages);
-                let message = match encoding {
-                    Encoding::Protobuf => Message::Binary(frame),
-                    Encoding::Json | Encoding::JsonUni => match Utf8Bytes::try_from(frame) {
-                        Ok(text) => Message::Text(text),
-                        Err(_) => {
-                            tracing::error!("non-UTF-8 JSON frame dropped");
-                            continue;
-                        }
-                    },
-                };
-                if !send_within(&mut sink, message, write_timeout).await {
-                    outbox.close(Disconnect::write_error());
-                    return;
-                }
-            }
+        let messages = match outbox.next_batch().await {
+            Batch::Messages(messages) => messages,
             Batch::Close(d) => {
                 if d.code != 3000 {
                     let frame = CloseFrame { code: d.code as u16, reason: Utf8Bytes::from(truncate_reason(&d.reason)) };
@@ -221,7 +154,31 @@ async fn write_loop(
                 let _ = tokio::time::timeout(write_timeout, sink.close()).await;
                 return;
             }
+        };
+        // One send site for every frame: each await point of this loop costs every
+        // connection its space.
+        for frame in frames(encoding, messages) {
+            if !send_within(&mut sink, frame, write_timeout).await {
+                outbox.close(Disconnect::write_error());
+                return;
+            }
         }
+    }
+}
+
+/// The frames of a batch: one joined frame, or one per push for unidirectional clients.
+fn frames(encoding: Encoding, messages: Vec<Bytes>) -> Vec<Message> {
+    let text = |bytes: Bytes| match Utf8Bytes::try_from(bytes) {
+        Ok(t) => Some(Message::Text(t)),
+        Err(_) => {
+            tracing::error!("non-UTF-8 JSON frame dropped");
+            None
+        }
+    };
+    match encoding {
+        Encoding::JsonUni => messages.into_iter().filter_map(text).collect(),
+        Encoding::Protobuf => vec![Message::Binary(encoding.join(messages))],
+        Encoding::Json => text(encoding.join(messages)).into_iter().collect(),
     }
 }
 
