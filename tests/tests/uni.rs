@@ -160,3 +160,36 @@ async fn uni_websocket_sends_one_push_per_frame_and_needs_no_pong() {
         other => panic!("expected close 3500, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn uni_client_recovers_its_server_side_subscription_on_reconnect() {
+    let gyre = Gyre::start(json!({}));
+    let open = |request: Value| {
+        gyre.http()
+            .post(format!("http://{}/connection/uni_http_stream", gyre.addr))
+            .json(&request)
+            .timeout(Duration::from_secs(600))
+            .send()
+    };
+    let mut resp = open(connect_request("u5", "chat:rec")).await.expect("open");
+    let mut buf = String::new();
+    let connect = read_messages(&mut resp, &mut buf, "\n").await.expect("connect");
+    let sub = &connect["connect"]["subs"]["chat:rec"];
+    let (epoch, offset) = (sub["epoch"].clone(), sub["offset"].as_u64().unwrap_or(0));
+    assert!(epoch.is_string(), "chat keeps history, so the subscription is positioned: {connect}");
+    drop(resp);
+    for n in 0..2 {
+        gyre.api("publish", json!({"channel": "chat:rec", "data": n})).await;
+    }
+    // Back with the last position it saw: the missed publications come in the connect push.
+    let mut request = connect_request("u5", "chat:rec");
+    request["subs"] = json!({"chat:rec": {"recover": true, "epoch": epoch, "offset": offset}});
+    let mut resp = open(request).await.expect("reopen");
+    let mut buf = String::new();
+    let connect = read_messages(&mut resp, &mut buf, "\n").await.expect("connect");
+    let sub = &connect["connect"]["subs"]["chat:rec"];
+    assert_eq!(sub["recovered"], true, "{connect}");
+    let datas: Vec<Value> =
+        sub["publications"].as_array().expect("publications").iter().map(|p| p["data"].clone()).collect();
+    assert_eq!(datas, [json!(0), json!(1)]);
+}
