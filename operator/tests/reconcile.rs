@@ -174,13 +174,20 @@ fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
     status["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == type_)).unwrap_or(&Value::Null)
 }
 
+/// The chat example's first reconcile: every child, then both Namespace statuses and the
+/// cluster's status.
+fn chat_first_pass(cluster: &RealtimeCluster, namespaces: &[Namespace]) -> Vec<Expect> {
+    let mut scenario = chat_scenario(namespaces);
+    scenario.push(expect("PATCH", &format!("{BASE}/namespaces/chat/status")).applied().onto(&namespaces[0]));
+    scenario.push(expect("PATCH", &format!("{BASE}/namespaces/notifications/status")).applied().onto(&namespaces[1]));
+    scenario.push(expect("PATCH", &format!("{BASE}/realtimeclusters/chat/status")).applied().onto(cluster));
+    scenario
+}
+
 #[tokio::test]
 async fn first_reconcile_applies_every_child_then_reports_status() {
     let (cluster, namespaces) = example("chat-cluster.yaml");
-    let mut scenario = chat_scenario(&namespaces);
-    scenario.push(expect("PATCH", &format!("{BASE}/namespaces/chat/status")).applied().onto(&namespaces[0]));
-    scenario.push(expect("PATCH", &format!("{BASE}/namespaces/notifications/status")).applied().onto(&namespaces[1]));
-    scenario.push(expect("PATCH", &format!("{BASE}/realtimeclusters/chat/status")).applied().onto(&cluster));
+    let scenario = chat_first_pass(&cluster, &namespaces);
     let (seen, result) = run_cluster(cluster, scenario).await;
     assert!(result.starts_with("Ok"), "{result}");
 
@@ -209,11 +216,7 @@ async fn first_reconcile_applies_every_child_then_reports_status() {
 #[tokio::test]
 async fn an_unchanged_world_writes_no_status() {
     let (cluster, namespaces) = example("chat-cluster.yaml");
-    let mut scenario = chat_scenario(&namespaces);
-    scenario.push(expect("PATCH", &format!("{BASE}/namespaces/chat/status")).applied().onto(&namespaces[0]));
-    scenario.push(expect("PATCH", &format!("{BASE}/namespaces/notifications/status")).applied().onto(&namespaces[1]));
-    scenario.push(expect("PATCH", &format!("{BASE}/realtimeclusters/chat/status")).applied().onto(&cluster));
-    let (seen, _) = run_cluster(cluster.clone(), scenario).await;
+    let (seen, _) = run_cluster(cluster.clone(), chat_first_pass(&cluster, &namespaces)).await;
 
     // Second pass with the statuses written by the first: only applies, no status patches.
     let mut cluster = cluster;

@@ -9,7 +9,6 @@ use prost::Message as _;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -133,12 +132,8 @@ impl PbClient {
                     return Ok(());
                 }
                 Some(Ok(Message::Text(t))) => panic!("text frame on a protobuf connection: {t}"),
-                Some(Ok(Message::Close(Some(f)))) => {
-                    return Err(Closed { code: u16::from(f.code), reason: f.reason.to_string() })
-                }
-                Some(Ok(Message::Close(None))) | None => {
-                    return Err(Closed { code: u16::from(CloseCode::Status), reason: String::new() })
-                }
+                Some(Ok(Message::Close(frame))) => return Err(Closed::from_frame(frame)),
+                None => return Err(Closed::from_frame(None)),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => panic!("websocket error: {e}"),
             }

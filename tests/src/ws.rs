@@ -21,6 +21,16 @@ pub struct Closed {
     pub reason: String,
 }
 
+impl Closed {
+    /// From the close frame (or its absence: the connection just ended).
+    pub fn from_frame(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> Closed {
+        match frame {
+            Some(f) => Closed { code: u16::from(f.code), reason: f.reason.to_string() },
+            None => Closed { code: u16::from(CloseCode::Status), reason: String::new() },
+        }
+    }
+}
+
 pub struct WsClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pending: VecDeque<Value>,
@@ -140,12 +150,8 @@ impl WsClient {
                         self.pending.push_back(serde_json::from_str(line).expect("server sent invalid JSON"));
                     }
                 }
-                Some(Ok(Message::Close(Some(f)))) => {
-                    return Err(Closed { code: u16::from(f.code), reason: f.reason.to_string() })
-                }
-                Some(Ok(Message::Close(None))) | None => {
-                    return Err(Closed { code: u16::from(CloseCode::Status), reason: String::new() })
-                }
+                Some(Ok(Message::Close(frame))) => return Err(Closed::from_frame(frame)),
+                None => return Err(Closed::from_frame(None)),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => panic!("websocket error: {e}"),
             }
@@ -157,12 +163,8 @@ impl WsClient {
         loop {
             let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("connection not closed within the wait");
             match msg {
-                Some(Ok(Message::Close(Some(f)))) => {
-                    return Closed { code: u16::from(f.code), reason: f.reason.to_string() };
-                }
-                Some(Ok(Message::Close(None))) | None => {
-                    return Closed { code: u16::from(CloseCode::Status), reason: String::new() };
-                }
+                Some(Ok(Message::Close(frame))) => return Closed::from_frame(frame),
+                None => return Closed::from_frame(None),
                 Some(Ok(Message::Text(t))) => self.frames.push(t.to_string()),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => panic!("websocket error before close: {e}"),

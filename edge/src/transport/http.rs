@@ -95,6 +95,29 @@ fn refuse(status: StatusCode, message: &'static str) -> Response {
     (status, message).into_response()
 }
 
+/// The method gate of a POST endpoint: a preflight answer for OPTIONS, 405 for anything but
+/// POST, `None` to go on.
+fn post_only(method: &Method, what: &'static str) -> Option<Response> {
+    if *method == Method::OPTIONS {
+        return Some(preflight());
+    }
+    (*method != Method::POST).then(|| refuse(StatusCode::METHOD_NOT_ALLOWED, what))
+}
+
+/// What an SSE client sent: `cf_connect` of a GET (inner `None` without one) or a POST body;
+/// `None` for any other method.
+fn sse_request(method: &Method, query: SseQuery, body: Bytes) -> Option<Option<Bytes>> {
+    match *method {
+        Method::GET => Some(query.cf_connect.map(Bytes::from)),
+        Method::POST => Some(Some(body)),
+        _ => None,
+    }
+}
+
+fn not_get_or_post() -> Response {
+    refuse(StatusCode::METHOD_NOT_ALLOWED, "GET or POST a connect request")
+}
+
 /// Answers a CORS preflight for a POST endpoint.
 fn preflight() -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -111,11 +134,8 @@ fn is_protobuf(headers: &HeaderMap) -> bool {
 /// `POST /connection/http_stream`: the body is the connect command (Content-Type selects JSON
 /// or Protobuf); the response streams replies.
 pub async fn http_stream(State(node): State<Arc<Node>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
-    if method == Method::OPTIONS {
-        return preflight();
-    }
-    if method != Method::POST {
-        return refuse(StatusCode::METHOD_NOT_ALLOWED, "POST a connect command");
+    if let Some(resp) = post_only(&method, "POST a connect command") {
+        return resp;
     }
     let encoding = if is_protobuf(&headers) { Encoding::Protobuf } else { Encoding::Json };
     open(node, &headers, body, Framing::Stream(encoding), "http_stream")
@@ -135,13 +155,11 @@ pub async fn sse(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let connect = match (method, query.cf_connect) {
-        (Method::GET, Some(c)) => Bytes::from(c),
-        (Method::GET, None) => return refuse(StatusCode::BAD_REQUEST, "cf_connect query parameter required"),
-        (Method::POST, _) => body,
-        _ => return refuse(StatusCode::METHOD_NOT_ALLOWED, "GET or POST a connect command"),
-    };
-    open(node, &headers, connect, Framing::Sse(Encoding::Json), "sse")
+    match sse_request(&method, query, body) {
+        Some(Some(connect)) => open(node, &headers, connect, Framing::Sse(Encoding::Json), "sse"),
+        Some(None) => refuse(StatusCode::BAD_REQUEST, "cf_connect query parameter required"),
+        None => not_get_or_post(),
+    }
 }
 
 /// `POST /connection/uni_http_stream` with a JSON connect request (may be `{}`): pushes as
@@ -152,11 +170,8 @@ pub async fn uni_http_stream(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if method == Method::OPTIONS {
-        return preflight();
-    }
-    if method != Method::POST {
-        return refuse(StatusCode::METHOD_NOT_ALLOWED, "POST a connect request");
+    if let Some(resp) = post_only(&method, "POST a connect request") {
+        return resp;
     }
     match uni_connect_command(&body) {
         Some(connect) => open(node, &headers, connect, Framing::Stream(Encoding::JsonUni), "uni_http_stream"),
@@ -172,11 +187,8 @@ pub async fn uni_sse(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request = match method {
-        Method::GET => Bytes::from(query.cf_connect.unwrap_or_default()),
-        Method::POST => body,
-        _ => return refuse(StatusCode::METHOD_NOT_ALLOWED, "GET or POST a connect request"),
-    };
+    let Some(request) = sse_request(&method, query, body) else { return not_get_or_post() };
+    let request = request.unwrap_or_default();
     match uni_connect_command(&request) {
         Some(connect) => open(node, &headers, connect, Framing::Sse(Encoding::JsonUni), "uni_sse"),
         None => refuse(StatusCode::BAD_REQUEST, "malformed connect request"),
@@ -295,11 +307,8 @@ async fn run(
 /// `{"session","node","data"}` with `data` the newline-joined commands, or a Protobuf
 /// `EmulationRequest`). 204 whether or not the session still exists.
 pub async fn emulation(State(node): State<Arc<Node>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
-    if method == Method::OPTIONS {
-        return preflight();
-    }
-    if method != Method::POST {
-        return refuse(StatusCode::METHOD_NOT_ALLOWED, "POST commands");
+    if let Some(resp) = post_only(&method, "POST commands") {
+        return resp;
     }
     if body.len() > MAX_BODY {
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, "request too large");
