@@ -2,7 +2,7 @@
 //! Kubernetes' OpenAPI schemas (PyPI `kubernetes-validate`, oldest and newest supported
 //! versions), and the example custom resources against the generated CRD schemas.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,12 +3,10 @@
 //! API server would. A missing request times out; an unexpected one gets no answer and the
 //! reconcile times out too.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::example;
+use crate::common::example;
 use gyre_operator::controller::{cluster, namespace, Context};
 use gyre_operator::crd::{Namespace, RealtimeCluster};
 use gyre_operator::leader::Election;

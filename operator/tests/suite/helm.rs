@@ -2,7 +2,7 @@
 //! schema, templates valid for the oldest and newest supported Kubernetes, RBAC and CRDs as the
 //! operator defines them, and `deploy/` (install manifest, NATS, examples) in step and valid.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! applied, status with Ready) and programs its Namespace objects — the wiring of watches,
 //! owned kinds and the Namespace → cluster mapper, without an API server.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,8 +1,6 @@
 //! Render functions: golden manifests for every example, and the rules behind them.
 
-mod common;
-
-use common::{at, example, golden};
+use crate::common::{at, example, golden};
 use gyre_operator::crd::Namespace;
 use gyre_operator::render::{self, namespaces::snake_case};
 use kube::Resource;

@@ -1,7 +1,7 @@
 //! The generated CRDs: in sync with `crds/`, with the subresources, columns, names, defaults
 //! and CEL rules users rely on (the rules evaluated offline with kube's `cel` feature).
 
-mod common;
+use crate::common;
 
 use gyre_operator::crd::{self, Namespace, RealtimeCluster};
 use kube::CustomResourceExt;

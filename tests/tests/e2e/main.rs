@@ -1,0 +1,18 @@
+//! Gyre's end-to-end tests, one binary: each module spawns real gyre nodes (and nats-server,
+//! Node.js, Python clients where it says so) and drives them as a user would.
+
+mod api;
+mod bench_tool;
+mod channels;
+mod cli;
+mod config_watch;
+mod emulation;
+mod interop_js;
+mod interop_py;
+mod monitoring;
+mod nats;
+mod operator_config;
+mod protobuf;
+mod tokens;
+mod uni;
+mod websocket;
