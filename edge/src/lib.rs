@@ -2,7 +2,8 @@
 //!
 //! The layout follows the design notes: `config` → `protocol` → `session` (one connection)
 //! → `node` (hub and the one publish path) → `engine` (broker and presence traits);
-//! `transport` and `api` are thin adapters, `server` wires listeners.
+//! `transport` and `api` are thin adapters, `proxy` asks the application backend, `server`
+//! wires listeners.
 
 pub mod api;
 pub mod auth;
@@ -13,6 +14,7 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod protocol;
+pub mod proxy;
 pub mod server;
 pub mod session;
 pub mod transport;

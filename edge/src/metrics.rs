@@ -19,6 +19,8 @@ pub struct Metrics {
     pub api_commands: HistogramVec,
     pub api_errors: IntCounterVec,
     pub recover: IntCounterVec,
+    pub proxy_duration: HistogramVec,
+    pub proxy_errors: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -48,6 +50,13 @@ impl Metrics {
             &["protocol", "method"],
         )?;
         registry.register(Box::new(api_commands.clone()))?;
+        let proxy_duration = HistogramVec::new(
+            HistogramOpts::new("proxy_duration_seconds", "Backend proxy request duration by hook")
+                .namespace("gyre")
+                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["type"],
+        )?;
+        registry.register(Box::new(proxy_duration.clone()))?;
         Ok(Self {
             num_clients: gauge(&registry, "node_num_clients", "Connected clients")?,
             num_users: gauge(&registry, "node_num_users", "Distinct connected users")?,
@@ -96,6 +105,13 @@ impl Metrics {
                 &["protocol", "method", "code"],
             )?,
             recover: counter(&registry, "client_recover_total", "Subscribe recoveries by outcome", &["recovered"])?,
+            proxy_errors: counter(
+                &registry,
+                "proxy_errors_total",
+                "Backend proxy requests that failed (transport, HTTP status, bad answer) by hook",
+                &["type"],
+            )?,
+            proxy_duration,
             api_commands,
             registry,
         })

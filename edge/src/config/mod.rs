@@ -132,6 +132,30 @@ pub struct Config {
     /// How long presence outlives a node that stopped refreshing it.
     pub nats_presence_ttl: ConfigDuration,
 
+    /// Backend proxy hooks (`http(s)://` endpoints): the backend authenticates connections
+    /// without a token, refreshes them, and decides subscribes, publishes (namespaces with
+    /// `proxy_subscribe` / `proxy_publish` / `proxy_sub_refresh`) and client RPC.
+    pub proxy_connect_endpoint: String,
+    pub proxy_connect_timeout: ConfigDuration,
+    pub proxy_refresh_endpoint: String,
+    pub proxy_refresh_timeout: ConfigDuration,
+    pub proxy_subscribe_endpoint: String,
+    pub proxy_subscribe_timeout: ConfigDuration,
+    pub proxy_publish_endpoint: String,
+    pub proxy_publish_timeout: ConfigDuration,
+    pub proxy_sub_refresh_endpoint: String,
+    pub proxy_sub_refresh_timeout: ConfigDuration,
+    pub proxy_rpc_endpoint: String,
+    pub proxy_rpc_timeout: ConfigDuration,
+    /// Headers of the client's connection request passed on to every proxy request.
+    pub proxy_http_headers: Vec<String>,
+    /// Headers added to every proxy request (client headers of the same name win).
+    pub proxy_static_http_headers: std::collections::BTreeMap<String, String>,
+    /// Send payloads as `b64data` (`encoding: "binary"`) instead of JSON `data`.
+    pub proxy_binary_encoding: bool,
+    /// Send the connection's `meta` (from the connect proxy or token) with later hooks.
+    pub proxy_include_connection_meta: bool,
+
     pub namespaces: Vec<Namespace>,
 
     /// Options of channels without a namespace (top-level keys in the file).
@@ -196,6 +220,22 @@ impl Default for Config {
             nats_storage: "file".to_string(),
             nats_replicas: 1,
             nats_presence_ttl: ConfigDuration::secs(60),
+            proxy_connect_endpoint: String::new(),
+            proxy_connect_timeout: ConfigDuration::secs(1),
+            proxy_refresh_endpoint: String::new(),
+            proxy_refresh_timeout: ConfigDuration::secs(1),
+            proxy_subscribe_endpoint: String::new(),
+            proxy_subscribe_timeout: ConfigDuration::secs(1),
+            proxy_publish_endpoint: String::new(),
+            proxy_publish_timeout: ConfigDuration::secs(1),
+            proxy_sub_refresh_endpoint: String::new(),
+            proxy_sub_refresh_timeout: ConfigDuration::secs(1),
+            proxy_rpc_endpoint: String::new(),
+            proxy_rpc_timeout: ConfigDuration::secs(1),
+            proxy_http_headers: Vec::new(),
+            proxy_static_http_headers: std::collections::BTreeMap::new(),
+            proxy_binary_encoding: false,
+            proxy_include_connection_meta: false,
             namespaces: Vec::new(),
             channel: ChannelOptions::default(),
         }
@@ -250,8 +290,8 @@ pub struct ChannelOptions {
     pub shared_poll: Option<serde_json::Value>,
     pub map_clients_presence_channel_prefix: String,
     pub map_users_presence_channel_prefix: String,
-    // Backend proxies (v5 and v4 names). Parsed so configs load with a precise error;
-    // proxies are not served yet, so enabling one is refused rather than ignored.
+    // Backend proxies: the v5 switches `proxy_*` and their v6 names `*_proxy_enabled` mean
+    // the same. Named proxies and subscribe streams are refused at load time.
     pub subscribe_proxy_enabled: bool,
     pub subscribe_proxy_name: String,
     pub publish_proxy_enabled: bool,
@@ -268,6 +308,21 @@ pub struct ChannelOptions {
 }
 
 impl ChannelOptions {
+    /// Subscribes without a token are decided by the subscribe proxy.
+    pub fn subscribe_proxied(&self) -> bool {
+        self.proxy_subscribe || self.subscribe_proxy_enabled
+    }
+
+    /// Client publishes are decided (and may be rewritten) by the publish proxy.
+    pub fn publish_proxied(&self) -> bool {
+        self.proxy_publish || self.publish_proxy_enabled
+    }
+
+    /// Expiring subscriptions are prolonged by the sub_refresh proxy, not by the client.
+    pub fn sub_refresh_proxied(&self) -> bool {
+        self.proxy_sub_refresh || self.sub_refresh_proxy_enabled
+    }
+
     /// History is kept only when both a size and a TTL are set.
     pub fn history_enabled(&self) -> bool {
         self.history_size > 0 && !self.history_ttl.is_zero()
@@ -306,6 +361,43 @@ impl Config {
             return Some(&self.channel);
         }
         self.namespaces.iter().find(|n| n.name == name).map(|n| &n.options)
+    }
+
+    /// Every proxy endpoint with its timeout, as `(key, endpoint, timeout key, timeout)`.
+    pub fn proxy_endpoints(&self) -> [(&'static str, &str, &'static str, std::time::Duration); 6] {
+        [
+            (
+                "proxy_connect_endpoint",
+                &self.proxy_connect_endpoint,
+                "proxy_connect_timeout",
+                self.proxy_connect_timeout.0,
+            ),
+            (
+                "proxy_refresh_endpoint",
+                &self.proxy_refresh_endpoint,
+                "proxy_refresh_timeout",
+                self.proxy_refresh_timeout.0,
+            ),
+            (
+                "proxy_subscribe_endpoint",
+                &self.proxy_subscribe_endpoint,
+                "proxy_subscribe_timeout",
+                self.proxy_subscribe_timeout.0,
+            ),
+            (
+                "proxy_publish_endpoint",
+                &self.proxy_publish_endpoint,
+                "proxy_publish_timeout",
+                self.proxy_publish_timeout.0,
+            ),
+            (
+                "proxy_sub_refresh_endpoint",
+                &self.proxy_sub_refresh_endpoint,
+                "proxy_sub_refresh_timeout",
+                self.proxy_sub_refresh_timeout.0,
+            ),
+            ("proxy_rpc_endpoint", &self.proxy_rpc_endpoint, "proxy_rpc_timeout", self.proxy_rpc_timeout.0),
+        ]
     }
 
     /// The whole config as the flat key/value layout of a config file.

@@ -27,6 +27,29 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     if !(jwks.is_empty() || jwks.starts_with("http://") || jwks.starts_with("https://")) {
         err("token_jwks_public_endpoint".into(), format!("must be an http(s) URL, got {jwks:?}"));
     }
+    for (key, endpoint, timeout_key, timeout) in c.proxy_endpoints() {
+        if !(endpoint.is_empty() || endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            let hint = if endpoint.starts_with("grpc://") { " (gRPC proxies are not supported yet)" } else { "" };
+            err(key.into(), format!("must be an http(s) URL, got {endpoint:?}{hint}"));
+        } else if !endpoint.is_empty() && reqwest::Url::parse(endpoint).is_err() {
+            err(key.into(), format!("invalid URL {endpoint:?}"));
+        }
+        if timeout.is_zero() {
+            err(timeout_key.into(), "must be greater than zero".into());
+        }
+    }
+    for (i, name) in c.proxy_http_headers.iter().enumerate() {
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            err(format!("proxy_http_headers[{i}]"), format!("invalid header name {name:?}"));
+        }
+    }
+    for (name, value) in &c.proxy_static_http_headers {
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || axum::http::HeaderValue::from_str(value).is_err()
+        {
+            err(format!("proxy_static_http_headers.{name}"), "invalid header name or value".into());
+        }
+    }
     if c.engine == super::EngineKind::Nats {
         if c.nats_url.split(',').all(|u| u.trim().is_empty()) {
             err("nats_url".into(), "needs at least one NATS server URL".into());
@@ -76,7 +99,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         );
     }
 
-    check_channel_options(&c.channel, "", &mut err);
+    check_channel_options(c, &c.channel, "", &mut err);
     let mut seen = std::collections::HashSet::new();
     for (i, ns) in c.namespaces.iter().enumerate() {
         let prefix = format!("namespaces[{i}].");
@@ -89,12 +112,12 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         if !seen.insert(ns.name.as_str()) {
             err(format!("{prefix}name"), format!("duplicate namespace name {:?}", ns.name));
         }
-        check_channel_options(&ns.options, &prefix, &mut err);
+        check_channel_options(c, &ns.options, &prefix, &mut err);
     }
     out
 }
 
-fn check_channel_options(o: &ChannelOptions, prefix: &str, err: &mut impl FnMut(String, String)) {
+fn check_channel_options(c: &Config, o: &ChannelOptions, prefix: &str, err: &mut impl FnMut(String, String)) {
     if (o.history_size > 0) == o.history_ttl.is_zero() {
         err(format!("{prefix}history_size"), "history_size and history_ttl must be set together".into());
     }
@@ -147,20 +170,23 @@ fn check_channel_options(o: &ChannelOptions, prefix: &str, err: &mut impl FnMut(
         err(format!("{prefix}auto_cache_recover"), "needs force_recovery and force_recovery_mode \"cache\"".into());
     }
     let proxies = [
-        ("subscribe_proxy_enabled", o.subscribe_proxy_enabled),
-        ("publish_proxy_enabled", o.publish_proxy_enabled),
-        ("sub_refresh_proxy_enabled", o.sub_refresh_proxy_enabled),
-        ("subscribe_stream_proxy_enabled", o.subscribe_stream_proxy_enabled),
-        ("proxy_subscribe", o.proxy_subscribe),
-        ("proxy_publish", o.proxy_publish),
-        ("proxy_sub_refresh", o.proxy_sub_refresh),
-        ("proxy_subscribe_stream", o.proxy_subscribe_stream),
+        ("proxy_subscribe", o.subscribe_proxied(), &c.proxy_subscribe_endpoint, "proxy_subscribe_endpoint"),
+        ("proxy_publish", o.publish_proxied(), &c.proxy_publish_endpoint, "proxy_publish_endpoint"),
+        ("proxy_sub_refresh", o.sub_refresh_proxied(), &c.proxy_sub_refresh_endpoint, "proxy_sub_refresh_endpoint"),
     ];
-    for (key, on) in proxies {
+    for (key, on, endpoint, endpoint_key) in proxies {
+        if on && endpoint.is_empty() {
+            err(format!("{prefix}{key}"), format!("needs {endpoint_key}"));
+        }
+    }
+    for (key, on) in [
+        ("proxy_subscribe_stream", o.proxy_subscribe_stream),
+        ("subscribe_stream_proxy_enabled", o.subscribe_stream_proxy_enabled),
+    ] {
         if on {
             err(
                 format!("{prefix}{key}"),
-                "backend proxies are not supported yet; remove the key or set it false".into(),
+                "subscribe stream proxies are not supported; remove the key or set it false".into(),
             );
         }
     }
@@ -170,8 +196,11 @@ fn check_channel_options(o: &ChannelOptions, prefix: &str, err: &mut impl FnMut(
         ("sub_refresh_proxy_name", &o.sub_refresh_proxy_name),
         ("subscribe_stream_proxy_name", &o.subscribe_stream_proxy_name),
     ] {
-        if !name.is_empty() && !valid_namespace_name(name) {
-            err(format!("{prefix}{key}"), format!("invalid proxy name {name:?}"));
+        if !(name.is_empty() || name == "default") {
+            err(
+                format!("{prefix}{key}"),
+                format!("named proxies are not supported; only \"default\" (the proxy_*_endpoint keys), got {name:?}"),
+            );
         }
     }
     if o.presence_permissions() && !o.presence {
@@ -202,11 +231,21 @@ mod tests {
 
     #[test]
     fn unsupported_features_are_refused_not_ignored() {
-        let text = r#"{"namespaces":[{"name":"m","subscription_type":"map","proxy_subscribe":true}],
-                      "auto_cache_recover": true}"#;
+        let text = r#"{"namespaces":[{"name":"m","subscription_type":"map","proxy_subscribe":true,
+                      "proxy_subscribe_stream":true,"publish_proxy_name":"other"}],
+                      "auto_cache_recover": true, "proxy_rpc_endpoint": "grpc://backend:9000",
+                      "proxy_connect_timeout": "0s", "proxy_http_headers": ["bad header"]}"#;
         let err = load_str(text, Format::Json, "x.json").unwrap_err().to_string();
         assert!(err.contains("`namespaces[0].subscription_type`: subscription type \"map\""), "{err}");
-        assert!(err.contains("`namespaces[0].proxy_subscribe`: backend proxies"), "{err}");
+        assert!(err.contains("`namespaces[0].proxy_subscribe`: needs proxy_subscribe_endpoint"), "{err}");
+        assert!(err.contains("`namespaces[0].proxy_subscribe_stream`: subscribe stream proxies"), "{err}");
+        assert!(err.contains("`namespaces[0].publish_proxy_name`: named proxies"), "{err}");
+        assert!(
+            err.contains("`proxy_rpc_endpoint`: must be an http(s) URL, got \"grpc://backend:9000\" (gRPC"),
+            "{err}"
+        );
+        assert!(err.contains("`proxy_connect_timeout`: must be greater than zero"), "{err}");
+        assert!(err.contains("`proxy_http_headers[0]`: invalid header name"), "{err}");
         assert!(err.contains("`auto_cache_recover`: needs force_recovery"), "{err}");
         let ok = r#"{"namespaces":[{"name":"mm","subscription_type":"stream","subscribe_proxy_enabled":false,
                      "allow_tags_filter":true}]}"#;

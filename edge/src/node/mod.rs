@@ -32,6 +32,7 @@ pub struct Rules {
     pub config: Arc<Config>,
     pub channels: ChannelRules,
     pub tokens: TokenVerifier,
+    pub proxies: crate::proxy::Proxies,
 }
 
 /// One Gyre process.
@@ -140,7 +141,12 @@ impl Node {
     }
 
     fn rules_for(config: Config) -> Rules {
-        Rules { channels: ChannelRules::new(&config), tokens: TokenVerifier::new(&config), config: Arc::new(config) }
+        Rules {
+            channels: ChannelRules::new(&config),
+            tokens: TokenVerifier::new(&config),
+            proxies: crate::proxy::Proxies::new(&config),
+            config: Arc::new(config),
+        }
     }
 
     /// The current config and derived rules.

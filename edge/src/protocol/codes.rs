@@ -3,20 +3,22 @@
 use serde::{Deserialize, Serialize};
 
 /// An error carried in a reply; the connection stays open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErrorCode {
     pub code: u32,
-    pub message: &'static str,
+    /// Static for the protocol's own errors; a backend proxy may send its own text.
+    pub message: std::borrow::Cow<'static, str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub temporary: bool,
 }
 
 impl ErrorCode {
     const fn new(code: u32, message: &'static str) -> Self {
-        Self { code, message, temporary: false }
+        Self { code, message: std::borrow::Cow::Borrowed(message), temporary: false }
     }
 
-    pub const INTERNAL: Self = Self { code: 100, message: "internal server error", temporary: true };
+    pub const INTERNAL: Self =
+        Self { code: 100, message: std::borrow::Cow::Borrowed("internal server error"), temporary: true };
     pub const UNAUTHORIZED: Self = Self::new(101, "unauthorized");
     pub const UNKNOWN_CHANNEL: Self = Self::new(102, "unknown channel");
     pub const PERMISSION_DENIED: Self = Self::new(103, "permission denied");
@@ -27,7 +29,8 @@ impl ErrorCode {
     pub const NOT_AVAILABLE: Self = Self::new(108, "not available");
     pub const TOKEN_EXPIRED: Self = Self::new(109, "token expired");
     pub const EXPIRED: Self = Self::new(110, "expired");
-    pub const TOO_MANY_REQUESTS: Self = Self { code: 111, message: "too many requests", temporary: true };
+    pub const TOO_MANY_REQUESTS: Self =
+        Self { code: 111, message: std::borrow::Cow::Borrowed("too many requests"), temporary: true };
     pub const UNRECOVERABLE_POSITION: Self = Self::new(112, "unrecoverable position");
 }
 

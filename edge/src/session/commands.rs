@@ -6,9 +6,10 @@ use tokio::time::Instant;
 
 use super::subscriptions::{payload_or_b64, SubSpec};
 use super::{ClientHandle, Connected, Session, State};
-use crate::auth::{unix_now, SubOptions, TokenError};
+use crate::auth::{unix_now, ConnectClaims, SubOptions, TokenError};
 use crate::node::{PublishParams, VERSION};
 use crate::protocol::*;
+use crate::proxy::Hook;
 
 impl Session {
     pub(super) async fn handle_command(&mut self, command: Command) -> Result<(), Disconnect> {
@@ -28,10 +29,7 @@ impl Session {
             (State::Connected(_), Request::Presence(req)) => self.presence(id, req, false).await,
             (State::Connected(_), Request::PresenceStats(req)) => self.presence(id, req, true).await,
             (State::Connected(_), Request::History(req)) => self.history(id, req).await,
-            (State::Connected(_), Request::Rpc(_)) => {
-                self.reply_error(id, method, ErrorCode::METHOD_NOT_FOUND);
-                Ok(())
-            }
+            (State::Connected(_), Request::Rpc(req)) => self.rpc(id, req).await,
             (State::Connected(_), Request::Refresh(req)) => self.refresh(id, req).await,
             (State::Connected(_), Request::SubRefresh(req)) => self.sub_refresh(id, req).await,
             // Anything before a successful connect, a second connect, or after a failed one.
@@ -43,6 +41,11 @@ impl Session {
     pub async fn on_timer(&mut self, now: Instant) -> Result<(), Disconnect> {
         if self.timers.sub_expire.is_some_and(|at| now >= at) {
             self.expire_subscriptions().await?;
+        }
+        if self.timers.expire.is_some_and(|at| now >= at)
+            && matches!(&self.state, State::Connected(c) if c.server_refresh)
+        {
+            self.refresh_by_proxy().await?;
         }
         let t = &mut self.timers;
         if t.stale.is_some_and(|at| now >= at) {
@@ -77,30 +80,34 @@ impl Session {
         if self.node.is_shutting_down() {
             return Err(Disconnect::shutdown());
         }
-        let (user, conn_info, expires_at, mut server_subs) = if req.token.is_empty() {
-            if !(config.allow_anonymous_connect_without_token || config.client_insecure) {
-                return Err(Disconnect::bad_request());
-            }
-            (String::new(), None, None, Vec::new())
-        } else {
-            let claims = match rules.tokens.verify_connect(&req.token).await {
-                Ok(c) => c,
+        let client_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
+        let credentials = if !req.token.is_empty() {
+            match rules.tokens.verify_connect(&req.token).await {
+                Ok(claims) => Some(Credentials::from_claims(claims)),
                 Err(TokenError::Expired) => return self.fail_connect(id, ErrorCode::TOKEN_EXPIRED),
                 Err(TokenError::Invalid(why)) => {
                     tracing::debug!(%why, "connection token refused");
                     return Err(Disconnect::invalid_token());
                 }
-            };
-            let conn_info = payload_or_b64(claims.info.clone(), claims.b64info.as_deref());
-            // `subs` carries per-channel options and takes precedence over `channels`.
-            let mut server_subs: Vec<(String, SubOptions)> =
-                claims.subs.iter().map(|(ch, o)| (ch.clone(), o.clone())).collect();
-            for ch in &claims.channels {
-                if !claims.subs.contains_key(ch) {
-                    server_subs.push((ch.clone(), SubOptions::default()));
-                }
             }
-            (claims.sub.clone(), conn_info, claims.expires_at(), server_subs)
+        } else if rules.proxies.enabled(Hook::Connect) {
+            match self.connect_by_proxy(&client_id, &req).await? {
+                Ok(Some(result)) => match Credentials::from_proxy(result) {
+                    Ok(c) => Some(c),
+                    Err(code) => return self.fail_connect(id, code),
+                },
+                Ok(None) => None,
+                Err(code) => return self.fail_connect(id, code),
+            }
+        } else {
+            None
+        };
+        let Some(Credentials { user, conn_info, expires_at, mut server_subs, data, meta }) =
+            credentials.or_else(|| {
+                (config.allow_anonymous_connect_without_token || config.client_insecure).then(Credentials::default)
+            })
+        else {
+            return Err(Disconnect::bad_request());
         };
         if config.user_subscribe_to_personal && !user.is_empty() {
             let ns = &config.user_personal_channel_namespace;
@@ -143,7 +150,6 @@ impl Session {
             specs.push(spec);
         }
 
-        let client_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
         let handle = Arc::new(
             ClientHandle::new(client_id.clone(), Arc::from(user.as_str()), self.encoding, self.outbox.clone())
                 .with_session(self.emulation_session.clone()),
@@ -158,12 +164,17 @@ impl Session {
             pong: self.timers.pong_enabled(),
             session: self.emulation_session.as_deref().unwrap_or_default().to_string(),
             node: if self.emulation_session.is_some() { self.node.id.clone() } else { String::new() },
+            data,
             ..Default::default()
         };
+        // With a refresh proxy the server prolongs the credentials; otherwise the client must.
+        let server_refresh = rules.proxies.enabled(Hook::Refresh);
         if let Some(at) = expires_at {
-            result.expires = true;
-            result.ttl = (at - now).max(1) as u32;
-            self.timers.expire = Some(deadline_after(at - now, config.client_expired_close_delay.0));
+            if !server_refresh {
+                result.expires = true;
+                result.ttl = (at - now).max(1) as u32;
+            }
+            self.timers.expire = Some(self.expiry_deadline(at, server_refresh));
         }
         // Server-side subscriptions hold their live publications until the connect reply is
         // queued, so none can precede it.
@@ -189,7 +200,7 @@ impl Session {
         for p in prepared {
             self.finish_subscription(&handle, &info, p, None).await;
         }
-        self.state = State::Connected(Connected { handle, info, expires_at });
+        self.state = State::Connected(Connected { handle, info, expires_at, server_refresh, meta });
         Ok(())
     }
 
@@ -205,7 +216,7 @@ impl Session {
         Ok(())
     }
 
-    fn connected(&self) -> Result<&Connected, Disconnect> {
+    pub(super) fn connected(&self) -> Result<&Connected, Disconnect> {
         match &self.state {
             State::Connected(c) => Ok(c),
             _ => Err(Disconnect::bad_request()),
@@ -234,7 +245,10 @@ impl Session {
         };
         let sub = self.subs.get(&req.channel);
         let user_ok = !conn.info.user.is_empty() || options.allow_publish_for_anonymous;
-        let allowed = rules.config.client_insecure
+        // With a publish proxy the backend alone decides.
+        let proxied = options.publish_proxied();
+        let allowed = proxied
+            || rules.config.client_insecure
             || (user_ok && options.allow_publish_for_client)
             || (user_ok && options.allow_publish_for_subscriber && sub.is_some());
         if !allowed {
@@ -242,7 +256,26 @@ impl Session {
             return Ok(());
         }
         let info = ClientInfo { chan_info: sub.and_then(|s| s.chan_info.clone()), ..conn.info.clone() };
-        let params = PublishParams { info: Some(info), ..Default::default() };
+        let mut params = PublishParams { info: Some(info), ..Default::default() };
+        let mut data = data;
+        if proxied {
+            let decided = self.publish_by_proxy(&req.channel, &data).await?;
+            let replaced = decided.and_then(|r| match r {
+                Some(mut r) => {
+                    params.skip_history = r.skip_history;
+                    r.data()
+                }
+                None => Ok(None),
+            });
+            match replaced {
+                Ok(Some(new)) => data = new,
+                Ok(None) => {}
+                Err(code) => {
+                    self.reply_error(id, "publish", code);
+                    return Ok(());
+                }
+            }
+        }
         match self.node.publish(&req.channel, data, params).await {
             Ok(_) => self.reply(id, ReplyBody::Publish(Empty {})),
             Err(code) => self.reply_error(id, "publish", code),
@@ -354,10 +387,11 @@ impl Session {
         }
         let now = unix_now();
         conn.expires_at = claims.expires_at();
+        conn.server_refresh = false;
         let result = match conn.expires_at {
             Some(at) if at <= now => return Err(Disconnect::expired()),
             Some(at) => {
-                self.timers.expire = Some(deadline_after(at - now, rules.config.client_expired_close_delay.0));
+                self.timers.expire = Some(self.expiry_deadline(at, false));
                 RefreshResult { expires: true, ttl: (at - now) as u32 }
             }
             None => {
@@ -370,8 +404,53 @@ impl Session {
     }
 }
 
-pub(super) fn deadline_after(secs: i64, grace: std::time::Duration) -> Instant {
-    Instant::now() + std::time::Duration::from_secs(secs.max(0) as u64) + grace
+/// Who connects, from a token or the connect proxy.
+#[derive(Default)]
+struct Credentials {
+    user: String,
+    conn_info: Option<Payload>,
+    expires_at: Option<i64>,
+    /// Server-side subscriptions: `subs` with their options, then the plain `channels`.
+    server_subs: Vec<(String, SubOptions)>,
+    /// For the connect reply.
+    data: Option<Payload>,
+    meta: Option<Payload>,
+}
+
+impl Credentials {
+    fn from_claims(claims: ConnectClaims) -> Self {
+        let expires_at = claims.expires_at();
+        Self {
+            conn_info: payload_or_b64(claims.info, claims.b64info.as_deref()),
+            expires_at,
+            server_subs: server_subs(claims.subs, claims.channels),
+            user: claims.sub,
+            data: None,
+            meta: claims.meta,
+        }
+    }
+
+    fn from_proxy(mut result: crate::proxy::wire::ConnectResult) -> Result<Self, ErrorCode> {
+        Ok(Self {
+            conn_info: result.info()?,
+            data: result.data()?,
+            expires_at: (result.expire_at > 0).then_some(result.expire_at),
+            server_subs: server_subs(std::mem::take(&mut result.subs), std::mem::take(&mut result.channels)),
+            user: result.user,
+            meta: result.meta,
+        })
+    }
+}
+
+/// `subs` carry per-channel options and take precedence over `channels`.
+fn server_subs(
+    subs: std::collections::HashMap<String, SubOptions>,
+    channels: Vec<String>,
+) -> Vec<(String, SubOptions)> {
+    let plain: Vec<String> = channels.into_iter().filter(|ch| !subs.contains_key(ch)).collect();
+    let mut out: Vec<(String, SubOptions)> = subs.into_iter().collect();
+    out.extend(plain.into_iter().map(|ch| (ch, SubOptions::default())));
+    out
 }
 
 fn method_name(r: &Request) -> &'static str {

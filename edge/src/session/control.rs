@@ -20,7 +20,6 @@ impl Session {
                 if expired {
                     return Err(Disconnect::expired());
                 }
-                let grace = self.node.config().client_expired_close_delay.0;
                 let State::Connected(conn) = &mut self.state else { return Ok(()) };
                 if let Some(info) = info {
                     conn.info.conn_info = Some(info);
@@ -31,7 +30,8 @@ impl Session {
                         return Err(Disconnect::expired());
                     }
                     conn.expires_at = Some(at);
-                    self.timers.expire = Some(super::commands::deadline_after(at - now, grace));
+                    let server_refresh = conn.server_refresh;
+                    self.timers.expire = Some(self.expiry_deadline(at, server_refresh));
                 }
                 Ok(())
             }

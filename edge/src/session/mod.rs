@@ -7,6 +7,7 @@ mod commands;
 mod control;
 mod handle;
 pub mod outbox;
+mod proxy;
 mod subscriptions;
 mod timers;
 
@@ -32,6 +33,8 @@ pub struct TransportInfo {
     /// Emulated transports (HTTP-streaming, SSE): the session id the client sends its later
     /// commands with (`/emulation`), announced in the connect reply with the node id.
     pub emulation_session: Option<Arc<str>>,
+    /// Headers of the connection request for the backend proxy (`proxy_http_headers`).
+    pub headers: axum::http::HeaderMap,
 }
 
 /// What a transport read from its peer, for [`Session::drive`].
@@ -55,6 +58,8 @@ struct Subscription {
     /// Emit leave on unsubscribe.
     join_leave: bool,
     chan_info: Option<crate::protocol::Payload>,
+    /// The sub_refresh proxy prolongs it at expiry (the client was not told it expires).
+    server_refresh: bool,
 }
 
 enum State {
@@ -70,6 +75,10 @@ struct Connected {
     info: ClientInfo,
     /// Unix seconds when the credentials expire.
     expires_at: Option<i64>,
+    /// The refresh proxy prolongs the credentials at expiry (the client was not told).
+    server_refresh: bool,
+    /// Opaque data from the connect proxy or token, sent with later proxy requests.
+    meta: Option<crate::protocol::Payload>,
 }
 
 /// The protocol state machine of one connection.
@@ -78,6 +87,9 @@ pub struct Session {
     outbox: Arc<Outbox>,
     encoding: Encoding,
     emulation_session: Option<Arc<str>>,
+    transport: &'static str,
+    /// Connection request headers forwarded to the backend proxy.
+    headers: axum::http::HeaderMap,
     state: State,
     subs: HashMap<String, Subscription>,
     timers: Timers,
@@ -98,6 +110,8 @@ impl Session {
             outbox,
             encoding: transport.encoding,
             emulation_session: transport.emulation_session,
+            transport: transport.name,
+            headers: transport.headers,
             state: State::Connecting,
             subs: HashMap::new(),
         }

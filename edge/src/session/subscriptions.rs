@@ -38,6 +38,8 @@ pub(super) struct SubSpec {
     pub recover: Option<StreamPosition>,
     pub reject_unrecovered: bool,
     pub expires_at: Option<i64>,
+    /// The sub_refresh proxy prolongs it, so the client is not told it expires.
+    pub server_refresh: bool,
 }
 
 impl SubSpec {
@@ -123,7 +125,7 @@ impl Session {
     async fn subscription_result(&self, spec: &SubSpec) -> Result<(SubscribeResult, StreamPosition), ErrorCode> {
         let mut result =
             SubscribeResult { was_recovering: spec.recover.is_some(), data: spec.data.clone(), ..Default::default() };
-        if let Some(at) = spec.expires_at {
+        if let Some(at) = spec.expires_at.filter(|_| !spec.server_refresh) {
             result.expires = true;
             result.ttl = (at - unix_now()).max(1) as u32;
         }
@@ -157,7 +159,9 @@ impl Session {
                         };
                         (complete.then_some(pubs), top)
                     }
-                    Err(ErrorCode::UNRECOVERABLE_POSITION) => (None, self.node.history(&spec.channel, top(0)).await?.1),
+                    Err(code) if code == ErrorCode::UNRECOVERABLE_POSITION => {
+                        (None, self.node.history(&spec.channel, top(0)).await?.1)
+                    }
                     Err(code) => return Err(code),
                 }
             }
@@ -193,6 +197,7 @@ impl Session {
             join_leave: spec.options.join_leave,
             chan_info: spec.chan_info,
             expires_at: spec.expires_at,
+            server_refresh: spec.server_refresh,
         };
         let info = ClientInfo { chan_info: sub.chan_info.clone(), ..conn_info.clone() };
         if sub.presence {
@@ -298,14 +303,46 @@ impl Session {
             return Ok(Ok(spec));
         }
         let user = info.user.as_str();
+        let user_limited = options.allow_user_limited_channels && user_allowed(&req.channel, user);
+        if options.subscribe_proxied() && !user_limited && !is_private(&req.channel) {
+            return self.subscribe_decided_by_proxy(req, options).await;
+        }
         let allowed = !is_private(&req.channel)
             && (config.client_insecure
-                || (options.allow_user_limited_channels && user_allowed(&req.channel, user))
+                || user_limited
                 || (options.allow_subscribe_for_client && (!user.is_empty() || options.allow_subscribe_for_anonymous)));
         if !allowed {
             return Ok(Err(ErrorCode::PERMISSION_DENIED));
         }
         Ok(Ok(SubSpec::new(&req.channel, options, None).with_request(req)))
+    }
+
+    /// A subscribe the backend decides: its result may set channel info, data for the
+    /// client, an expiry (prolonged by the sub_refresh proxy when the namespace has it) and
+    /// option overrides.
+    async fn subscribe_decided_by_proxy(
+        &self,
+        req: &SubscribeRequest,
+        options: ChannelOptions,
+    ) -> Result<Result<SubSpec, ErrorCode>, Disconnect> {
+        let server_refresh = options.sub_refresh_proxied();
+        let result = match self.subscribe_by_proxy(req).await? {
+            Ok(r) => r,
+            Err(code) => return Ok(Err(code)),
+        };
+        let Some(mut result) = result else {
+            return Ok(Ok(SubSpec::new(&req.channel, options, None).with_request(req)));
+        };
+        let mut spec = SubSpec::new(&req.channel, options, result.overrides.as_ref()).with_request(req);
+        match (result.info(), result.data()) {
+            (Ok(info), Ok(data)) => (spec.chan_info, spec.data) = (info, data),
+            (Err(code), _) | (_, Err(code)) => return Ok(Err(code)),
+        }
+        if result.expire_at > 0 {
+            spec.expires_at = Some(result.expire_at);
+            spec.server_refresh = server_refresh;
+        }
+        Ok(Ok(spec))
     }
 
     pub(super) async fn unsubscribe(&mut self, id: u32, req: UnsubscribeRequest) -> Result<(), Disconnect> {
@@ -401,29 +438,33 @@ impl Session {
 
     /// Recomputes when the earliest subscription expiry check is due.
     pub(super) fn update_sub_timer(&mut self) {
-        let grace = self.node.config().client_expired_sub_close_delay.0;
+        let grace = self.node.config().client_expired_sub_close_delay.0.as_secs() as i64;
         let now = unix_now();
         self.timers.sub_expire = self
             .subs
             .values()
-            .filter_map(|s| s.expires_at)
+            .filter_map(|s| s.due(grace))
             .min()
-            .map(|at| Instant::now() + std::time::Duration::from_secs((at - now).max(0) as u64) + grace);
+            .map(|at| Instant::now() + std::time::Duration::from_secs((at - now).max(0) as u64));
     }
 
-    /// Ends subscriptions whose token expired without a refresh (2501, or 3006 for
-    /// server-side ones).
+    /// Subscriptions that are due: the sub_refresh proxy prolongs those it refreshes; the
+    /// others' tokens expired without a refresh (2501, or 3006 for server-side ones).
     pub(super) async fn expire_subscriptions(&mut self) -> Result<(), Disconnect> {
         let grace = self.node.config().client_expired_sub_close_delay.0.as_secs() as i64;
         let now = unix_now();
-        let expired: Vec<String> = self
+        let due: Vec<(String, bool)> = self
             .subs
             .iter()
-            .filter(|(_, s)| s.expires_at.is_some_and(|at| at + grace <= now))
-            .map(|(c, _)| c.clone())
+            .filter(|(_, s)| s.due(grace).is_some_and(|at| at <= now))
+            .map(|(c, s)| (c.clone(), s.server_refresh))
             .collect();
-        for channel in expired {
-            self.server_unsubscribe(&channel, 2501, "subscription expired").await?;
+        for (channel, server_refresh) in due {
+            if server_refresh {
+                self.refresh_subscription_by_proxy(&channel).await?;
+            } else {
+                self.server_unsubscribe(&channel, 2501, "subscription expired").await?;
+            }
         }
         self.update_sub_timer();
         Ok(())
@@ -432,6 +473,14 @@ impl Session {
     /// Whether the connection is connected (for control messages arriving late).
     pub(super) fn is_connected(&self) -> bool {
         matches!(self.state, State::Connected(_))
+    }
+}
+
+impl Subscription {
+    /// Unix seconds when the subscription needs attention: at expiry when the proxy
+    /// refreshes it, after the close delay when the client must.
+    fn due(&self, grace: i64) -> Option<i64> {
+        self.expires_at.map(|at| if self.server_refresh { at } else { at + grace })
     }
 }
 

@@ -230,6 +230,7 @@ fn open(node: Arc<Node>, headers: &HeaderMap, connect: Bytes, framing: Framing, 
         name,
         encoding: framing.encoding(),
         emulation_session: emulation.as_ref().map(|(id, _)| id.clone()),
+        headers: node.rules().proxies.forwarded_headers(headers),
     };
     let session = Session::new(node.clone(), outbox.clone(), transport);
     tokio::spawn(run(node, session, connect, emulation));

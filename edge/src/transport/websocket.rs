@@ -80,11 +80,12 @@ fn upgrade(
     let limit = config.websocket_message_size_limit;
     let write_timeout = config.websocket_write_timeout.0;
     let queue_limit = config.client_queue_max_size;
+    let proxy_headers = node.rules().proxies.forwarded_headers(headers);
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve(socket, node, encoding, connect, queue_limit, write_timeout))
+        .on_upgrade(move |socket| serve(socket, node, encoding, connect, proxy_headers, queue_limit, write_timeout))
 }
 
 async fn serve(
@@ -92,6 +93,7 @@ async fn serve(
     node: Arc<Node>,
     encoding: Encoding,
     connect: Option<Bytes>,
+    headers: HeaderMap,
     queue_limit: usize,
     write_timeout: Duration,
 ) {
@@ -100,7 +102,8 @@ async fn serve(
     let writer = tokio::spawn(write_loop(sink, outbox.clone(), encoding, write_timeout));
     let uni = encoding == Encoding::JsonUni;
     let name = if uni { "uni_websocket" } else { "websocket" };
-    let mut session = Session::new(node, outbox.clone(), TransportInfo { name, encoding, emulation_session: None });
+    let mut session =
+        Session::new(node, outbox.clone(), TransportInfo { name, encoding, emulation_session: None, headers });
     // A unidirectional client that gave no cf_connect sends its request as the first message.
     let mut awaiting_connect = uni && connect.is_none();
     let messages = stream.map(move |msg| match msg {

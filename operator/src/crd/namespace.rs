@@ -127,6 +127,17 @@ pub struct ChannelOptions {
     pub auto_cache_recover: bool,
     #[serde(default)]
     pub allow_tags_filter: bool,
+    /// Subscribes without a token are decided by the backend's subscribe proxy (the
+    /// cluster's `config` sets `proxy_subscribe_endpoint`).
+    #[serde(default)]
+    pub proxy_subscribe: bool,
+    /// Client publishes are decided by the publish proxy (`proxy_publish_endpoint`).
+    #[serde(default)]
+    pub proxy_publish: bool,
+    /// Expiring subscriptions are prolonged by the sub_refresh proxy
+    /// (`proxy_sub_refresh_endpoint`).
+    #[serde(default)]
+    pub proxy_sub_refresh: bool,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

@@ -45,7 +45,23 @@ pub struct Rendered {
 /// `clusterRef` names it. An error is a spec the edge would refuse (reported on the status).
 pub fn render(cluster: &RealtimeCluster, namespaces: &[Namespace]) -> Result<Rendered, String> {
     let names = Names::of(cluster);
-    let resolution = namespaces::resolve(namespaces);
+    let mut resolution = namespaces::resolve(namespaces);
+    // The cluster's own config must hold; then a Namespace the edge would refuse with this
+    // cluster (e.g. a proxy switch without the cluster's proxy endpoint) is rejected alone
+    // instead of failing the whole cluster.
+    config::render(cluster, &[])?;
+    let (ok, refused): (Vec<_>, Vec<_>) = std::mem::take(&mut resolution.accepted)
+        .into_iter()
+        .map(|a| {
+            let check = config::render(cluster, std::slice::from_ref(&a.namespace));
+            (a, check)
+        })
+        .partition(|(_, check)| check.is_ok());
+    resolution.accepted = ok.into_iter().map(|(a, _)| a).collect();
+    for (a, check) in refused {
+        let message = check.err().unwrap_or_default();
+        resolution.rejected.push(namespaces::Rejected { object: a.object, reason: "Invalid", message });
+    }
     let edge_namespaces: Vec<_> = resolution.accepted.iter().map(|a| a.namespace.clone()).collect();
     let config = config::render(cluster, &edge_namespaces)?;
     let nats = cluster.spec.engine.nats.as_ref().filter(|_| cluster.spec.engine.kind == "nats");

@@ -167,14 +167,39 @@ fn duplicate_names_go_to_the_oldest_object() {
 }
 
 #[test]
+fn a_namespace_the_cluster_cannot_serve_is_rejected_alone() {
+    let (mut cluster, mut ns) = example("chat-cluster.yaml");
+    ns[1].spec.options.proxy_subscribe = true;
+    let r = render::render(&cluster, &ns).expect("the cluster still renders");
+    assert_eq!(r.namespace_names, ["chat"]);
+    assert_eq!((r.rejected[0].object.as_str(), r.rejected[0].reason), ("notifications", "Invalid"));
+    assert!(r.rejected[0].message.contains("needs proxy_subscribe_endpoint"), "{}", r.rejected[0].message);
+
+    let endpoint = ("proxy_subscribe_endpoint".to_string(), serde_json::json!("http://app/centrifugo/subscribe"));
+    cluster.spec.config = Some(serde_json::Map::from_iter([endpoint]));
+    let r = render::render(&cluster, &ns).expect("render");
+    assert_eq!((r.namespace_names.len(), r.rejected.len()), (2, 0));
+    let text = &r.config_map.data.as_ref().expect("data")["config.json"];
+    let config = gyre_edge::config::load_str(text, gyre_edge::config::Format::Json, "rendered").expect("edge config");
+    assert!(config.namespaces[1].options.subscribe_proxied());
+}
+
+#[test]
 fn crd_channel_options_cover_the_edge_options() {
     let crd = serde_json::to_value(gyre_operator::crd::namespace::ChannelOptions::default()).expect("json");
     let mut crd_keys: Vec<String> = crd.as_object().expect("object").keys().map(|k| snake_case(k)).collect();
     crd_keys.sort();
     let edge = serde_json::to_value(gyre_edge::config::ChannelOptions::default()).expect("json");
-    // Options the edge refuses (proxies, map subscriptions) are not offered.
-    let unsupported =
-        |k: &str| k.contains("proxy") || k.starts_with("map") || k == "subscription_type" || k == "shared_poll";
+    // Options the edge refuses (named and stream proxies, map subscriptions) are not offered;
+    // the proxy switches are offered once, by their v5 names.
+    let unsupported = |k: &str| {
+        k.ends_with("_proxy_enabled")
+            || k.ends_with("_proxy_name")
+            || k.contains("subscribe_stream")
+            || k.starts_with("map")
+            || k == "subscription_type"
+            || k == "shared_poll"
+    };
     let mut edge_keys: Vec<String> =
         edge.as_object().expect("object").keys().filter(|k| !unsupported(k)).cloned().collect();
     edge_keys.sort();

@@ -363,10 +363,10 @@ async fn idempotent_publish_stores_once() {
 }
 
 #[tokio::test]
-async fn rpc_is_not_found_and_send_is_not_available_without_a_backend() {
+async fn rpc_and_send_are_not_available_without_a_backend() {
     let gyre = Gyre::start(json!({}));
     let (mut c, _) = gyre.connected("42").await;
-    assert_eq!(code(&c.command(json!({"rpc": {"method": "echo", "data": {}}})).await), 104);
+    assert_eq!(code(&c.command(json!({"rpc": {"method": "echo", "data": {}}})).await), 108);
     c.send_text(&json!({"send": {"data": {"a": 1}}}).to_string()).await;
     assert_eq!(c.closed().await.code, 3508);
     let (_, body) = gyre.api("rpc", json!({"method": "x"})).await;

@@ -13,6 +13,7 @@ mod monitoring;
 mod nats;
 mod operator_config;
 mod protobuf;
+mod proxy;
 mod tokens;
 mod uni;
 mod websocket;

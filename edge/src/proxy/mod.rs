@@ -1,0 +1,178 @@
+//! Backend proxy hooks, as Centrifugo's HTTP proxy: connect, refresh, subscribe, publish,
+//! sub_refresh and RPC events are POSTed as JSON to the application backend, and its answer
+//! (a result, an error for the client, or a disconnect) decides what the client gets.
+
+pub mod wire;
+
+use std::time::{Duration, Instant};
+
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::protocol::{Disconnect, ErrorCode};
+
+/// The events Gyre can send to the backend, in `Config::proxy_endpoints` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Connect,
+    Refresh,
+    Subscribe,
+    Publish,
+    SubRefresh,
+    Rpc,
+}
+
+impl Hook {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Connect => "connect",
+            Hook::Refresh => "refresh",
+            Hook::Subscribe => "subscribe",
+            Hook::Publish => "publish",
+            Hook::SubRefresh => "sub_refresh",
+            Hook::Rpc => "rpc",
+        }
+    }
+}
+
+struct Endpoint {
+    url: reqwest::Url,
+    timeout: Duration,
+}
+
+/// The configured hooks and the HTTP client that calls them (rebuilt on config reload).
+pub struct Proxies {
+    http: reqwest::Client,
+    endpoints: [Option<Endpoint>; 6],
+    forward_headers: Vec<HeaderName>,
+    static_headers: HeaderMap,
+    /// Payloads go as `b64data` and `encoding` is `"binary"`.
+    pub binary_encoding: bool,
+    /// Later hooks carry the connection's `meta`.
+    pub include_meta: bool,
+}
+
+/// What the backend answered.
+#[derive(Debug)]
+pub enum Answer<T> {
+    Result(T),
+    /// An error for the client's command (the connection stays).
+    Error(ErrorCode),
+    Disconnect(Disconnect),
+    /// Neither of the above: Centrifugo's meaning depends on the hook.
+    Empty,
+}
+
+/// The backend could not be asked, or answered something that is not the proxy protocol.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("{0} proxy is not configured")]
+    NotConfigured(&'static str),
+    #[error("request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("backend answered HTTP {0}")]
+    Status(u16),
+    #[error("backend answer is not valid proxy JSON: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+impl Proxies {
+    /// Endpoints and headers were validated by the config loader; anything unusable is left
+    /// out rather than failing here.
+    pub fn new(config: &Config) -> Self {
+        let endpoints = config
+            .proxy_endpoints()
+            .map(|(_, endpoint, _, timeout)| reqwest::Url::parse(endpoint).ok().map(|url| Endpoint { url, timeout }));
+        let forward_headers =
+            config.proxy_http_headers.iter().filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()).collect();
+        let mut static_headers = HeaderMap::new();
+        for (name, value) in &config.proxy_static_http_headers {
+            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                static_headers.insert(n, v);
+            }
+        }
+        let http = reqwest::Client::builder().build().unwrap_or_default();
+        Self {
+            http,
+            endpoints,
+            forward_headers,
+            static_headers,
+            binary_encoding: config.proxy_binary_encoding,
+            include_meta: config.proxy_include_connection_meta,
+        }
+    }
+
+    pub fn enabled(&self, hook: Hook) -> bool {
+        self.endpoints[hook as usize].is_some()
+    }
+
+    /// The headers of a client's connection request that go with its proxy requests; kept
+    /// per connection, so only those configured (usually none) are copied.
+    pub fn forwarded_headers(&self, request: &HeaderMap) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        for name in &self.forward_headers {
+            for value in request.get_all(name) {
+                out.append(name.clone(), value.clone());
+            }
+        }
+        out
+    }
+
+    /// `encoding` of every request.
+    pub fn encoding(&self) -> &'static str {
+        if self.binary_encoding {
+            "binary"
+        } else {
+            "json"
+        }
+    }
+
+    /// POSTs `body` to the hook's endpoint and reads the backend's answer.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        hook: Hook,
+        headers: &HeaderMap,
+        body: &impl Serialize,
+        metrics: &Metrics,
+    ) -> Result<Answer<T>, ProxyError> {
+        let started = Instant::now();
+        let answer = self.request(hook, headers, body).await;
+        metrics.proxy_duration.with_label_values(&[hook.name()]).observe(started.elapsed().as_secs_f64());
+        if let Err(err) = &answer {
+            metrics.proxy_errors.with_label_values(&[hook.name()]).inc();
+            tracing::warn!(hook = hook.name(), %err, "proxy request failed");
+        }
+        answer
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        hook: Hook,
+        headers: &HeaderMap,
+        body: &impl Serialize,
+    ) -> Result<Answer<T>, ProxyError> {
+        let endpoint = self.endpoints[hook as usize].as_ref().ok_or(ProxyError::NotConfigured(hook.name()))?;
+        let mut all = self.static_headers.clone();
+        for (name, value) in headers {
+            all.insert(name.clone(), value.clone());
+        }
+        all.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let response = self
+            .http
+            .post(endpoint.url.clone())
+            .timeout(endpoint.timeout)
+            .headers(all)
+            .body(serde_json::to_vec(body)?)
+            .send()
+            .await?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(ProxyError::Status(response.status().as_u16()));
+        }
+        let envelope: wire::Envelope<T> = serde_json::from_slice(&response.bytes().await?)?;
+        Ok(envelope.into_answer())
+    }
+}
