@@ -135,7 +135,7 @@ impl Proxies {
     pub async fn call<T: DeserializeOwned>(
         &self,
         hook: Hook,
-        headers: &HeaderMap,
+        headers: Option<&HeaderMap>,
         body: &impl Serialize,
         metrics: &Metrics,
     ) -> Result<Answer<T>, ProxyError> {
@@ -152,12 +152,12 @@ impl Proxies {
     async fn request<T: DeserializeOwned>(
         &self,
         hook: Hook,
-        headers: &HeaderMap,
+        headers: Option<&HeaderMap>,
         body: &impl Serialize,
     ) -> Result<Answer<T>, ProxyError> {
         let endpoint = self.endpoints[hook as usize].as_ref().ok_or(ProxyError::NotConfigured(hook.name()))?;
         let mut all = self.static_headers.clone();
-        for (name, value) in headers {
+        for (name, value) in headers.into_iter().flatten() {
             all.insert(name.clone(), value.clone());
         }
         all.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -88,8 +88,9 @@ pub struct Session {
     encoding: Encoding,
     emulation_session: Option<Arc<str>>,
     transport: &'static str,
-    /// Connection request headers forwarded to the backend proxy.
-    headers: axum::http::HeaderMap,
+    /// Connection request headers forwarded to the backend proxy (boxed: usually none, and
+    /// an idle connection should not carry an empty map).
+    headers: Option<Box<axum::http::HeaderMap>>,
     state: State,
     subs: HashMap<String, Subscription>,
     timers: Timers,
@@ -111,7 +112,7 @@ impl Session {
             encoding: transport.encoding,
             emulation_session: transport.emulation_session,
             transport: transport.name,
-            headers: transport.headers,
+            headers: (!transport.headers.is_empty()).then(|| Box::new(transport.headers)),
             state: State::Connecting,
             subs: HashMap::new(),
         }

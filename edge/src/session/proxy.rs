@@ -72,7 +72,7 @@ impl Session {
             data: wire::Data::new(req.data.as_ref(), proxies.binary_encoding),
             channels: Vec::new(),
         };
-        decide(proxies.call(Hook::Connect, &self.headers, &body, &self.node.metrics).await)
+        decide(proxies.call(Hook::Connect, self.headers.as_deref(), &body, &self.node.metrics).await)
     }
 
     /// Asks the subscribe proxy whether the client may subscribe.
@@ -84,7 +84,7 @@ impl Session {
             channel: &req.channel,
             data: wire::Data::new(req.data.as_ref(), proxies.binary_encoding),
         };
-        decide(proxies.call(Hook::Subscribe, &self.headers, &body, &self.node.metrics).await)
+        decide(proxies.call(Hook::Subscribe, self.headers.as_deref(), &body, &self.node.metrics).await)
     }
 
     /// Asks the publish proxy whether the client may publish `data`.
@@ -96,7 +96,7 @@ impl Session {
             channel,
             data: wire::Data::new(Some(data), proxies.binary_encoding),
         };
-        decide(proxies.call(Hook::Publish, &self.headers, &body, &self.node.metrics).await)
+        decide(proxies.call(Hook::Publish, self.headers.as_deref(), &body, &self.node.metrics).await)
     }
 
     /// Client RPC: answered by the RPC proxy; 108 when there is none.
@@ -112,8 +112,9 @@ impl Session {
             method: &req.method,
             data: wire::Data::new(req.data.as_ref(), proxies.binary_encoding),
         };
-        let answer =
-            decide::<wire::RpcResult>(proxies.call(Hook::Rpc, &self.headers, &body, &self.node.metrics).await)?;
+        let answer = decide::<wire::RpcResult>(
+            proxies.call(Hook::Rpc, self.headers.as_deref(), &body, &self.node.metrics).await,
+        )?;
         match answer.and_then(|r| r.map_or(Ok(None), |mut r| r.data())) {
             Ok(data) => self.reply(id, ReplyBody::Rpc(RpcResult { data })),
             Err(code) => self.reply_error(id, "rpc", code),
@@ -127,7 +128,7 @@ impl Session {
         let proxies = &rules.proxies;
         let answer = {
             let body = wire::RefreshRequest { caller: self.caller(proxies.include_meta, proxies.encoding())? };
-            proxies.call(Hook::Refresh, &self.headers, &body, &self.node.metrics).await
+            proxies.call(Hook::Refresh, self.headers.as_deref(), &body, &self.node.metrics).await
         };
         let State::Connected(conn) = &mut self.state else { return Err(Disconnect::bad_request()) };
         let until = match refreshed(answer) {
@@ -155,7 +156,7 @@ impl Session {
         let answer = {
             let caller = self.caller(proxies.include_meta, proxies.encoding())?;
             let body = wire::ChannelRequest { caller, channel, data: wire::Data::default() };
-            proxies.call(Hook::SubRefresh, &self.headers, &body, &self.node.metrics).await
+            proxies.call(Hook::SubRefresh, self.headers.as_deref(), &body, &self.node.metrics).await
         };
         let Some(sub) = self.subs.get_mut(channel) else { return Ok(()) };
         match refreshed(answer) {

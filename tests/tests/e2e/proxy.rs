@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use gyre_tests::interop::run_js_env;
+use gyre_tests::interop::{run_js_env, run_py_args};
 use gyre_tests::{base_config, eventually, token, Gyre, WsClient};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -312,4 +312,21 @@ async fn centrifuge_js_works_through_the_proxies() {
     let connect = &backend.seen("connect")[0].body;
     assert_eq!((&connect["name"], &connect["data"]["user"]), (&json!("js"), &json!("js-user")), "{connect}");
     assert!(eventually(Duration::from_secs(5), || backend.seen("rpc").len() == 2).await);
+}
+
+#[tokio::test]
+async fn centrifuge_python_works_through_the_proxies_over_json_and_protobuf() {
+    let (backend, url) = Backend::start().await;
+    let gyre = start(&url, json!({"proxy_http_headers": ["Cookie"]}));
+    for args in [&[][..], &["--protobuf"][..]] {
+        let out = run_py_args(&gyre, "proxy_sdk.py", args).await;
+        assert!(out.contains(": 3 passed, 0 failed"), "{out}");
+    }
+    let connects = backend.seen("connect");
+    let protocols: Vec<&Value> = connects.iter().map(|s| &s.body["protocol"]).collect();
+    assert_eq!(protocols, [&json!("json"), &json!("protobuf")]);
+    for s in &connects {
+        assert_eq!((&s.body["name"], &s.body["data"]), (&json!("py"), &json!({"user": "py-user"})), "{:?}", s.body);
+        assert!(s.headers["cookie"].to_str().unwrap().starts_with("run="), "{:?}", s.headers);
+    }
 }
