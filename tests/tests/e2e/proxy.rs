@@ -330,3 +330,26 @@ async fn centrifuge_python_works_through_the_proxies_over_json_and_protobuf() {
         assert!(s.headers["cookie"].to_str().unwrap().starts_with("run="), "{:?}", s.headers);
     }
 }
+
+#[tokio::test]
+async fn connect_proxy_serves_unidirectional_clients() {
+    let (backend, url) = Backend::start().await;
+    let gyre = start(&url, json!({}));
+    let mut resp = gyre
+        .http()
+        .post(format!("http://{}/connection/uni_http_stream", gyre.addr))
+        .json(&json!({"data": {"user": "u9", "channels": ["chat:u9"]}}))
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .expect("open");
+    let mut text = String::new();
+    while !text.contains('\n') {
+        let chunk = tokio::time::timeout(gyre_tests::ws::WAIT, resp.chunk()).await.expect("connect push in time");
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("stream").expect("stream open")));
+    }
+    let connect: Value = serde_json::from_str(text.lines().next().unwrap_or_default()).expect("json");
+    assert_eq!(connect["connect"]["data"], json!({"welcome": true}), "{connect}");
+    assert!(connect["connect"]["subs"].get("chat:u9").is_some(), "{connect}");
+    assert_eq!(backend.seen("connect")[0].body["transport"], "uni_http_stream");
+}
