@@ -76,6 +76,9 @@ fn bind_addr(address: &str, port: u16) -> String {
 /// SIGHUP reloads the config file (`path`).
 pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let shutdown_timeout = config.shutdown_timeout.0;
+    if config.admin {
+        tracing::warn!("`admin` is ignored: Gyre has no admin web UI (use the server API and /metrics)");
+    }
     let node = Node::new(config.clone()).await?;
     node.spawn_housekeeping();
     let client = TcpListener::bind(bind_addr(&config.address, config.port))

@@ -99,10 +99,13 @@ fn parse_text(text: &str, format: Format, origin: &str) -> Result<Value, ConfigE
     }
 }
 
-/// Where each key's value came from, so errors can name the file or the variable.
+/// Where each key's value came from, so errors can name the file or the variable, and the
+/// key as the user wrote it (a v6 nested path).
 struct Origins {
     file: String,
     env: Vec<(String, String)>,
+    /// (flat key, nested path) of keys rewritten from the v6 layout.
+    renamed: Vec<(String, String)>,
 }
 
 impl Origins {
@@ -110,11 +113,32 @@ impl Origins {
         let top = key.split(['.', '[']).next().unwrap_or(key);
         self.env.iter().find(|(k, _)| k == top).map(|(_, var)| var.clone()).unwrap_or_else(|| self.file.clone())
     }
+
+    /// An issue about flat `key` (`namespaces[1].history_ttl`), named as written.
+    fn issue(&self, key: String, message: String) -> ConfigIssue {
+        let top_len = key.find(['.', '[']).unwrap_or(key.len());
+        let from_env = self.env.iter().any(|(k, _)| *k == key[..top_len]);
+        let shown = match self.renamed.iter().find(|(flat, _)| *flat == key[..top_len]) {
+            Some((_, nested)) if !from_env => format!("{nested}{}", &key[top_len..]),
+            _ => key.clone(),
+        };
+        ConfigIssue { origin: self.of(&key), key: shown, message }
+    }
 }
 
 fn build(file_value: Value, origin: &str, env: impl Iterator<Item = (String, String)>) -> Result<Config, ConfigError> {
-    let Value::Object(mut map) = file_value else {
+    let Value::Object(map) = file_value else {
         return Err(ConfigError::one(origin, "", "the config must be an object of keys"));
+    };
+    let mut issues = Vec::new();
+    let (mut map, renamed) = if super::nested::is_nested(&map) {
+        let flat = super::nested::flatten(map);
+        for (key, message) in flat.issues {
+            issues.push(ConfigIssue { origin: origin.to_string(), key, message });
+        }
+        (flat.map, flat.renamed)
+    } else {
+        (map, Vec::new())
     };
     let defaults = match Config::default().to_value() {
         Value::Object(m) => m,
@@ -125,8 +149,7 @@ fn build(file_value: Value, origin: &str, env: impl Iterator<Item = (String, Str
         _ => Vec::new(),
     };
 
-    let mut origins = Origins { file: origin.to_string(), env: Vec::new() };
-    let mut issues = Vec::new();
+    let mut origins = Origins { file: origin.to_string(), env: Vec::new(), renamed };
     for (var, raw) in env {
         let Some(key) = var.strip_prefix(ENV_PREFIX) else { continue };
         let key = key.to_ascii_lowercase();
@@ -151,7 +174,7 @@ fn build(file_value: Value, origin: &str, env: impl Iterator<Item = (String, Str
         } else if defaults.contains_key(&key) {
             top.insert(key, value);
         } else {
-            issues.push(ConfigIssue { origin: origins.of(&key), key, message: "unknown key".into() });
+            issues.push(origins.issue(key, "unknown key".into()));
         }
     }
 
@@ -168,17 +191,13 @@ fn build(file_value: Value, origin: &str, env: impl Iterator<Item = (String, Str
             .flatten()
             {
                 let (path, msg) = err;
-                issues.push(ConfigIssue { origin: origins.of(&path), key: path, message: msg });
+                issues.push(origins.issue(path, msg));
             }
             return Err(ConfigError { issues });
         }
     };
     config.channel = channel;
-    issues.extend(super::validate::validate(&config).into_iter().map(|(key, message)| ConfigIssue {
-        origin: origins.of(&key),
-        key,
-        message,
-    }));
+    issues.extend(super::validate::validate(&config).into_iter().map(|(key, message)| origins.issue(key, message)));
     if issues.is_empty() {
         Ok(config)
     } else {
@@ -240,6 +259,32 @@ mod tests {
         let text = "[[namespaces]]\nname = \"x\"\n";
         let err = load_str(text, Format::Toml, "c.toml").unwrap_err().to_string();
         assert!(err.contains("namespaces[0].name"), "{err}");
+    }
+
+    #[test]
+    fn centrifugo_v6_nested_config_loads_and_errors_name_nested_keys() {
+        let text = r#"
+client:
+  token: {hmac_secret_key: s}
+  allowed_origins: ["http://x"]
+channel:
+  without_namespace: {presence: true}
+  namespaces:
+    - {name: chat, history_size: 10, history_ttl: 300s, allow_subscribe_for_client: true}
+http_api: {key: k}
+admin: {enabled: false, password: p, secret: q}
+"#;
+        let c = load_str(text, Format::Yaml, "v6.yaml").unwrap();
+        assert_eq!((c.token_hmac_secret_key.as_str(), c.api_key.as_str()), ("s", "k"));
+        assert!(c.channel.presence && c.namespace("chat").unwrap().allow_subscribe_for_client);
+        let bad = "client: {ping_interval: soon, token: {user_id_claim: uid}}\n";
+        let err = load_str(bad, Format::Yaml, "v6.yaml").unwrap_err().to_string();
+        assert!(err.contains("v6.yaml: key `client.ping_interval`"), "{err}");
+        assert!(err.contains("v6.yaml: key `client.token.user_id_claim`: not supported"), "{err}");
+        let bad = "channel: {namespaces: [{name: x}], without_namespace: {history_size: 5}}\n";
+        let err = load_str(bad, Format::Yaml, "v6.yaml").unwrap_err().to_string();
+        assert!(err.contains("v6.yaml: key `channel.namespaces[0].name`: invalid namespace name"), "{err}");
+        assert!(err.contains("v6.yaml: key `channel.without_namespace.history_size`"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod duration;
 mod load;
+mod nested;
 mod validate;
 
 pub use duration::parse as parse_duration;
@@ -111,6 +112,15 @@ pub struct Config {
     pub health: bool,
     pub prometheus: bool,
 
+    /// Centrifugo's admin web UI is not part of Gyre: the keys load (Centrifugo's `genconfig`
+    /// writes them) and `admin: true` is logged as ignored.
+    pub admin: bool,
+    pub admin_password: String,
+    pub admin_secret: String,
+    pub admin_insecure: bool,
+    /// Gyre sends no usage statistics; accepted for Centrifugo configs.
+    pub usage_stats_disable: bool,
+
     /// NATS servers for `engine: "nats"` (comma-separated).
     pub nats_url: String,
     pub nats_user: String,
@@ -207,6 +217,11 @@ impl Default for Config {
             config_watch_interval: ConfigDuration::secs(0),
             health: true,
             prometheus: true,
+            admin: false,
+            admin_password: String::new(),
+            admin_secret: String::new(),
+            admin_insecure: false,
+            usage_stats_disable: false,
             nats_url: "nats://127.0.0.1:4222".to_string(),
             nats_user: String::new(),
             nats_password: String::new(),

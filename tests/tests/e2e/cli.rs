@@ -129,3 +129,55 @@ async fn sighup_reloads_namespaces_and_keeps_the_config_when_the_new_one_is_inva
     assert!(c.command(json!({"subscribe": {"channel": "late:after"}})).await.get("subscribe").is_some());
     assert!(gyre.logs().contains("config reload refused"), "{}", gyre.logs());
 }
+
+#[tokio::test]
+async fn a_centrifugo_v6_nested_config_serves_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    let text = format!(
+        "http_server: {{address: 127.0.0.1, port: 0}}
+client:
+  token: {{hmac_secret_key: {secret}}}
+  allowed_origins: []
+http_api: {{key: {key}}}
+admin: {{enabled: true, password: p, secret: s}}
+log: {{level: debug}}
+channel:
+  namespaces:
+    - name: chat
+      allow_subscribe_for_client: true
+      history_size: 10
+      history_ttl: 300s
+",
+        secret = gyre_tests::SECRET,
+        key = gyre_tests::API_KEY
+    );
+    std::fs::write(&path, text).unwrap();
+    let gyre = Gyre::start_args(&["serve", "--config", path.to_str().unwrap()], &[]);
+    let (mut c, _) = gyre.connected("42").await;
+    let reply = c.command(json!({"subscribe": {"channel": "chat:v6", "recoverable": true}})).await;
+    assert!(reply["subscribe"].is_object(), "{reply}");
+    assert_eq!(gyre.api("publish", json!({"channel": "chat:v6", "data": {"v": 6}})).await.0, 200);
+    assert_eq!(c.next_push().await["pub"]["data"], json!({"v": 6}));
+    assert!(gyre.logs().contains("`admin` is ignored"), "{}", gyre.logs());
+}
+
+#[test]
+fn centrifugo_genconfig_files_load() {
+    let dir = tempfile::tempdir().unwrap();
+    // What `centrifugo genconfig` writes in v5 (flat) and v6 (nested).
+    let v5 = json!({"token_hmac_secret_key": "a", "admin_password": "b", "admin_secret": "c", "api_key": "d",
+                    "allowed_origins": []});
+    let v6 = json!({"client": {"token": {"hmac_secret_key": "a"}, "allowed_origins": []},
+                    "admin": {"enabled": false, "password": "b", "secret": "c"}, "http_api": {"key": "d"}});
+    for (file, config) in [("v5.json", v5), ("v6.json", v6)] {
+        std::fs::write(dir.path().join(file), config.to_string()).unwrap();
+        let (ok, out, err) = run_cli(&["checkconfig", file], dir.path());
+        assert!(ok, "{file}: {out}{err}");
+    }
+    // Errors name the key as written in the nested file.
+    let bad = json!({"client": {"token": {"hmac_secret_key": "a"}}, "engine": {"type": "redis"}});
+    std::fs::write(dir.path().join("bad.json"), bad.to_string()).unwrap();
+    let (ok, _, err) = run_cli(&["checkconfig", "bad.json"], dir.path());
+    assert!(!ok && err.contains("bad.json: key `engine.type`: unknown variant `redis`"), "{err}");
+}
