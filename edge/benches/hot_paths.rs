@@ -47,7 +47,9 @@ fn protocol(c: &mut Criterion) {
         info: None,
         offset: 42,
         tags: Default::default(),
+        delta: false,
         prev_offset: 41,
+        use_delta: false,
     });
     for encoding in [Encoding::Json, Encoding::Protobuf] {
         c.bench_function(&format!("encode publication push ({})", encoding.name()), |b| {
@@ -76,7 +78,9 @@ fn fan_out(c: &mut Criterion) {
         info: None,
         offset: 0,
         tags: Default::default(),
+        delta: false,
         prev_offset: 0,
+        use_delta: false,
     });
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     c.bench_function("hub fan-out to 10k subscribers", |b| {

@@ -64,7 +64,10 @@ pub fn base_config() -> Value {
             {"name": "private", "presence": true, "history_size": 10, "history_ttl": "300s"},
             {"name": "pub", "allow_subscribe_for_client": true, "allow_publish_for_client": true},
             {"name": "locked"},
-            {"name": "personal", "allow_user_limited_channels": true}
+            {"name": "personal", "allow_user_limited_channels": true},
+            {"name": "delta", "allow_subscribe_for_client": true, "allow_publish_for_subscriber": true,
+             "allowed_delta_types": ["fossil"], "delta_publish": true,
+             "history_size": 10, "history_ttl": "300s", "force_recovery": true}
         ]
     })
 }

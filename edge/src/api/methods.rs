@@ -102,6 +102,7 @@ struct PublishFields {
     skip_history: bool,
     tags: HashMap<String, String>,
     idempotency_key: String,
+    delta: bool,
 }
 
 #[derive(Serialize)]
@@ -131,6 +132,7 @@ impl PublishFields {
             tags: self.tags.clone(),
             skip_history: self.skip_history,
             idempotency_key: (!self.idempotency_key.is_empty()).then(|| self.idempotency_key.clone()),
+            delta: self.delta,
         }
     }
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::protocol::{ClientInfo, Encoding, JoinLeave, Publication, Push, PushBody, Reply, StreamPosition};
+use super::delta;
+use crate::protocol::{ClientInfo, Encoding, JoinLeave, Payload, Publication, Push, PushBody, Reply, StreamPosition};
 use crate::session::{ClientHandle, Control};
 
 const SHARDS: usize = 64;
@@ -30,6 +31,10 @@ pub struct Subscriber {
     pending: Option<Vec<Arc<Publication>>>,
     /// Continuity was lost; nothing more is delivered until the session drops it.
     broken: bool,
+    /// Negotiated fossil deltas.
+    delta: bool,
+    /// Holds the channel's previous payload, so the next publication may be a delta.
+    delta_ready: bool,
 }
 
 struct Tracked {
@@ -40,7 +45,22 @@ struct Tracked {
 impl Subscriber {
     /// A subscriber that receives live publications right away.
     pub fn live(client: Arc<ClientHandle>, join_leave: bool, server_side: bool) -> Self {
-        Self { client, join_leave, server_side, tracked: None, pending: None, broken: false }
+        Self {
+            client,
+            join_leave,
+            server_side,
+            tracked: None,
+            pending: None,
+            broken: false,
+            delta: false,
+            delta_ready: false,
+        }
+    }
+
+    /// Publications may reach it as fossil deltas (the subscription negotiated them).
+    pub fn with_delta(mut self, delta: bool) -> Self {
+        self.delta = delta;
+        self
     }
 
     /// A subscriber whose live publications wait until [`Hub::activate`] (positioning and
@@ -61,6 +81,9 @@ impl Subscriber {
 #[derive(Default)]
 struct ChannelSubs {
     subs: Mutex<HashMap<Arc<str>, Subscriber>>,
+    /// The last publication's payload while delta subscribers are here (the base of the next
+    /// delta); locked only under `subs`.
+    prev: Mutex<Option<Payload>>,
 }
 
 /// A user's connections on this node by client id.
@@ -117,6 +140,49 @@ impl<F: FnMut(Encoding) -> Bytes> PerEncoding<F> {
     fn get(&mut self, encoding: Encoding) -> Bytes {
         let slot = &mut self.encoded[encoding.index()];
         slot.get_or_insert_with(|| (self.encode)(encoding)).clone()
+    }
+}
+
+/// A publication as delta subscribers receive it, per encoding: full (first after subscribe,
+/// or when no delta is worth it) or as a delta against the channel's previous payload, each
+/// computed and encoded at most once.
+struct DeltaEncodings<'a> {
+    channel: &'a str,
+    publication: &'a Arc<Publication>,
+    prev: Option<&'a Payload>,
+    /// `None` until computed; then the delta, if one is worth sending.
+    delta: Option<Option<Bytes>>,
+    full: [Option<Bytes>; Encoding::COUNT],
+    as_delta: [Option<Bytes>; Encoding::COUNT],
+}
+
+impl<'a> DeltaEncodings<'a> {
+    fn new(channel: &'a str, publication: &'a Arc<Publication>, prev: Option<&'a Payload>) -> Self {
+        Self { channel, publication, prev, delta: None, full: Default::default(), as_delta: Default::default() }
+    }
+
+    fn get(&mut self, encoding: Encoding, as_delta: bool) -> Bytes {
+        if as_delta && self.publication.use_delta {
+            let (publication, prev) = (self.publication, self.prev);
+            let delta = self.delta.get_or_insert_with(|| prev.and_then(|p| delta::fossil(p, &publication.data)));
+            if let Some(d) = delta.as_ref() {
+                let slot = &mut self.as_delta[encoding.index()];
+                if slot.is_none() {
+                    *slot = delta::for_subscriber(encoding, publication, Some(d))
+                        .map(|p| encode_publication(encoding, self.channel, p));
+                }
+                if let Some(bytes) = slot {
+                    return bytes.clone();
+                }
+            }
+        }
+        let (channel, publication) = (self.channel, self.publication);
+        self.full[encoding.index()]
+            .get_or_insert_with(|| {
+                let full = delta::for_subscriber(encoding, publication, None).unwrap_or_else(|| publication.clone());
+                encode_publication(encoding, channel, full)
+            })
+            .clone()
     }
 }
 
@@ -268,7 +334,8 @@ impl Hub {
     }
 
     /// Delivers a publication: encoded once, the same bytes queued for every subscriber;
-    /// positioned subscribers are checked for continuity, syncing ones hold it.
+    /// positioned subscribers are checked for continuity, syncing ones hold it. Subscribers
+    /// that negotiated deltas get the full payload first, then deltas against the previous one.
     pub fn broadcast_publication(
         &self,
         channel: &str,
@@ -277,9 +344,13 @@ impl Hub {
     ) -> usize {
         let Some(entry) = self.entry(channel) else { return 0 };
         let mut subs = entry.subs.lock();
+        let mut prev = entry.prev.lock();
         let mut bytes = PerEncoding::new(|encoding| encode_publication(encoding, channel, publication.clone()));
+        let mut for_delta = DeltaEncodings::new(channel, &publication, prev.as_ref());
+        let mut has_delta_subs = false;
         let mut n = 0;
         for sub in subs.values_mut() {
+            has_delta_subs |= sub.delta;
             if sub.broken {
                 continue;
             }
@@ -303,9 +374,18 @@ impl Hub {
                     t.offset = publication.offset;
                 }
             }
-            sub.client.send(bytes.get(sub.client.encoding));
+            let encoding = sub.client.encoding;
+            let out = if sub.delta {
+                let as_delta = sub.delta_ready;
+                sub.delta_ready = true;
+                for_delta.get(encoding, as_delta)
+            } else {
+                bytes.get(encoding)
+            };
+            sub.client.send(out);
             n += 1;
         }
+        *prev = has_delta_subs.then(|| publication.data.clone());
         n
     }
 
@@ -337,7 +417,13 @@ impl Hub {
                 return true;
             }
             last = last.max(publication.offset);
-            sub.client.send(encode_publication(sub.client.encoding, channel, publication));
+            let encoding = sub.client.encoding;
+            let out = match sub.delta.then(|| delta::for_subscriber(encoding, &publication, None)).flatten() {
+                Some(full) => encode_publication(encoding, channel, full),
+                None => encode_publication(encoding, channel, publication),
+            };
+            sub.delta_ready = sub.delta;
+            sub.client.send(out);
         }
         if track {
             sub.tracked = Some(Tracked { offset: last, epoch: position.epoch.clone() });
@@ -409,7 +495,9 @@ mod tests {
             info: None,
             offset,
             tags: Default::default(),
+            delta: false,
             prev_offset: offset.saturating_sub(1),
+            use_delta: false,
         })
     }
 

@@ -3,6 +3,7 @@
 
 pub mod channels;
 pub mod cluster;
+pub(crate) mod delta;
 pub mod hub;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +56,8 @@ pub struct PublishParams {
     pub tags: std::collections::HashMap<String, String>,
     pub skip_history: bool,
     pub idempotency_key: Option<String>,
+    /// Subscribers that negotiated deltas may get this publication as one.
+    pub delta: bool,
 }
 
 /// Delivers broker events to the local hub and counts them.
@@ -204,7 +207,15 @@ impl Node {
         } else {
             history_options(&rules.config, resolved.options)
         };
-        let publication = Publication { data, info: params.info, offset: 0, tags: params.tags, prev_offset: 0 };
+        let publication = Publication {
+            data,
+            info: params.info,
+            offset: 0,
+            tags: params.tags,
+            delta: false,
+            prev_offset: 0,
+            use_delta: params.delta || resolved.options.delta_publish,
+        };
         self.metrics.messages_published.with_label_values(&["publication"]).inc();
         let options = PublishOptions { history, idempotency_key: params.idempotency_key };
         self.broker.publish(channel, publication, &options).await.map_err(engine_error)

@@ -77,7 +77,9 @@ mod tests {
                 info: None,
                 offset: 5,
                 tags: Default::default(),
+                delta: false,
                 prev_offset: 4,
+                use_delta: false,
             })),
         });
         assert_eq!(

@@ -39,6 +39,20 @@ impl Payload {
         }
     }
 
+    /// Opaque bytes, never read as JSON (fossil deltas for Protobuf clients).
+    pub fn binary(bytes: Bytes) -> Self {
+        Self(Repr::Binary(bytes))
+    }
+
+    /// A JSON string holding `text` (what JSON clients of a delta subscription receive).
+    pub fn json_string(text: &str) -> Self {
+        let quoted = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string());
+        match RawValue::from_string(quoted) {
+            Ok(raw) => Self(Repr::Json(Arc::from(raw))),
+            Err(_) => Self::null(),
+        }
+    }
+
     /// Decodes standard base64 (`b64data`, `b64info`) into a payload.
     pub fn from_base64(text: &str) -> Result<Self, base64::DecodeError> {
         let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;

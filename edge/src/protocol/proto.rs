@@ -238,6 +238,8 @@ pub struct Publication {
     pub offset: u64,
     #[prost(map = "string, string", tag = "7")]
     pub tags: HashMap<String, String>,
+    #[prost(bool, tag = "8")]
+    pub delta: bool,
 }
 
 /// `Join` and `Leave`.
@@ -323,6 +325,8 @@ pub struct SubscribeResult {
     pub data: Vec<u8>,
     #[prost(bool, tag = "12")]
     pub was_recovering: bool,
+    #[prost(bool, tag = "13")]
+    pub delta: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -123,6 +123,7 @@ fn publication_to(p: &Publication) -> proto::Publication {
         info: p.info.as_ref().map(info_to),
         offset: p.offset,
         tags: p.tags.clone(),
+        delta: p.delta,
     }
 }
 
@@ -138,6 +139,7 @@ fn subscribe_result_to(r: &SubscribeResult) -> proto::SubscribeResult {
         positioned: r.positioned,
         data: opt_bytes(&r.data),
         was_recovering: r.was_recovering,
+        delta: r.delta,
     }
 }
 
@@ -277,7 +279,9 @@ mod tests {
                 info: None,
                 offset: 5,
                 tags: Default::default(),
+                delta: false,
                 prev_offset: 4,
+                use_delta: false,
             })),
         });
         let bytes = encode_reply(&push);

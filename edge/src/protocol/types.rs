@@ -285,10 +285,16 @@ pub struct Publication {
     pub offset: u64,
     #[serde(skip_serializing_if = "HashMap::is_empty")]
     pub tags: HashMap<String, String>,
+    /// `data` is a fossil delta against the subscriber's previous publication.
+    #[serde(skip_serializing_if = "is_false")]
+    pub delta: bool,
     /// Offset of the channel's previous publication (server-side continuity checks; offsets
     /// need not be contiguous, the chain must be).
     #[serde(skip)]
     pub prev_offset: u64,
+    /// The publisher allows sending it as a delta (API `delta`, namespace `delta_publish`).
+    #[serde(skip)]
+    pub use_delta: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -351,6 +357,9 @@ pub struct SubscribeResult {
     pub data: Option<Payload>,
     #[serde(skip_serializing_if = "is_false")]
     pub was_recovering: bool,
+    /// Publications of this subscription may carry fossil deltas.
+    #[serde(skip_serializing_if = "is_false")]
+    pub delta: bool,
 }
 
 #[derive(Debug, Default, Serialize)]

@@ -40,6 +40,8 @@ pub(super) struct SubSpec {
     pub expires_at: Option<i64>,
     /// The sub_refresh proxy prolongs it, so the client is not told it expires.
     pub server_refresh: bool,
+    /// Fossil deltas negotiated (asked for and allowed by the namespace).
+    pub delta: bool,
 }
 
 impl SubSpec {
@@ -59,6 +61,7 @@ impl SubSpec {
         self.push_join_leave = o.join_leave && (o.force_push_join_leave || req.join_leave);
         self.recover = req.recover.then(|| StreamPosition { offset: req.offset, epoch: req.epoch.clone() });
         self.reject_unrecovered = req.flag & FLAG_REJECT_UNRECOVERED != 0;
+        self.delta = req.delta == "fossil" && o.allowed_delta_types.iter().any(|t| t == "fossil");
         self
     }
 
@@ -94,7 +97,8 @@ impl Session {
         handle: &Arc<ClientHandle>,
         spec: SubSpec,
     ) -> Result<Prepared, ErrorCode> {
-        let subscriber = Subscriber::syncing(handle.clone(), spec.push_join_leave, spec.server_side);
+        let subscriber =
+            Subscriber::syncing(handle.clone(), spec.push_join_leave, spec.server_side).with_delta(spec.delta);
         match self.node.hub.add_subscriber(&spec.channel, subscriber, || {}) {
             Added::AlreadySubscribed => return Err(ErrorCode::ALREADY_SUBSCRIBED),
             Added::First => {
@@ -123,8 +127,12 @@ impl Session {
     /// The subscribe result: stream position for positioned subscriptions, the missed
     /// publications for recovering ones (protocol notes §7.3).
     async fn subscription_result(&self, spec: &SubSpec) -> Result<(SubscribeResult, StreamPosition), ErrorCode> {
-        let mut result =
-            SubscribeResult { was_recovering: spec.recover.is_some(), data: spec.data.clone(), ..Default::default() };
+        let mut result = SubscribeResult {
+            was_recovering: spec.recover.is_some(),
+            data: spec.data.clone(),
+            delta: spec.delta,
+            ..Default::default()
+        };
         if let Some(at) = spec.expires_at.filter(|_| !spec.server_refresh) {
             result.expires = true;
             result.ttl = (at - unix_now()).max(1) as u32;
@@ -172,7 +180,17 @@ impl Session {
             Some(pubs) => {
                 result.recovered = true;
                 result.offset = spec.recover.as_ref().map_or(0, |s| s.offset);
-                result.publications = pubs;
+                // A delta subscription starts from full payloads (strings for JSON clients).
+                result.publications = if spec.delta {
+                    pubs.iter()
+                        .map(|p| {
+                            crate::node::delta::for_subscriber(self.encoding, p, None)
+                                .map_or_else(|| p.clone(), |f| (*f).clone())
+                        })
+                        .collect()
+                } else {
+                    pubs
+                };
             }
             None if spec.recover.is_some() && spec.reject_unrecovered => return Err(ErrorCode::UNRECOVERABLE_POSITION),
             None => result.offset = position.offset,

@@ -6,6 +6,7 @@ mod bench_tool;
 mod channels;
 mod cli;
 mod config_watch;
+mod delta;
 mod emulation;
 mod interop_js;
 mod interop_py;

@@ -587,3 +587,36 @@ async fn nats_creds_file_in_operator_mode() {
     assert!(ready, "gyre with a creds file not ready:\n{}\n--- nats:\n{}", g.logs(), nats.logs());
     publish(&g, "chat:a", json!(1)).await;
 }
+
+#[tokio::test]
+async fn deltas_cross_nodes_with_the_publishers_opt_in() {
+    let nats = NatsServer::start();
+    let mut namespaces = gyre_tests::base_config()["namespaces"].clone();
+    namespaces.as_array_mut().unwrap().push(json!({
+        "name": "optin", "allow_subscribe_for_client": true, "allowed_delta_types": ["fossil"],
+        "history_size": 10, "history_ttl": "300s", "force_recovery": true,
+    }));
+    let edges = nodes(&nats.url(), 2, json!({"namespaces": namespaces})).await;
+    let (mut c, reply) = subscribed(&edges[1], "42", "optin:doc", json!({"delta": "fossil"})).await;
+    assert_eq!(reply["delta"], true, "{reply}");
+    let mut doc = json!({"cells": (0..100).map(|i| format!("cell-{i}")).collect::<Vec<_>>()});
+    let mut sent = Vec::new();
+    for i in 0..4 {
+        doc["cells"][i * 7] = json!(i);
+        // Published on the other node; only the last two allow a delta.
+        let body = json!({"channel": "optin:doc", "data": doc, "delta": i >= 2});
+        assert_eq!(edges[0].api("publish", body).await.0, 200);
+        sent.push(doc.clone());
+    }
+    let mut prev: Vec<u8> = Vec::new();
+    let mut flags = Vec::new();
+    for doc in &sent {
+        let p = c.next_push().await["pub"].clone();
+        let text = p["data"].as_str().expect("string data for a delta subscription").as_bytes().to_vec();
+        let delta = p["delta"] == json!(true);
+        prev = if delta { fossil_delta::apply(&prev, &text).expect("valid delta") } else { text };
+        assert_eq!(&serde_json::from_slice::<Value>(&prev).unwrap(), doc);
+        flags.push(delta);
+    }
+    assert_eq!(flags, [false, false, true, true], "the opt-in travels with the publication");
+}

@@ -29,6 +29,9 @@ struct StoredPublication {
     info: Option<ClientInfo>,
     #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
     tags: std::collections::HashMap<String, String>,
+    /// The publisher allows delta delivery.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    delta: bool,
 }
 
 pub fn decode_publication(bytes: &[u8]) -> Result<Publication, serde_json::Error> {
@@ -38,13 +41,13 @@ pub fn decode_publication(bytes: &[u8]) -> Result<Publication, serde_json::Error
         (None, Some(b64)) => Payload::from_base64(&b64).map_err(serde::de::Error::custom)?,
         (None, None) => return Err(serde::de::Error::missing_field("data")),
     };
-    Ok(Publication { data, info: p.info, offset: 0, tags: p.tags, prev_offset: 0 })
+    Ok(Publication { data, info: p.info, offset: 0, tags: p.tags, delta: false, prev_offset: 0, use_delta: p.delta })
 }
 
 fn encode_publication(p: &Publication) -> Result<bytes::Bytes, EngineError> {
     let (data, b64data) =
         if p.data.is_binary() { (None, Some(p.data.to_base64())) } else { (Some(p.data.clone()), None) };
-    let stored = StoredPublication { data, b64data, info: p.info.clone(), tags: p.tags.clone() };
+    let stored = StoredPublication { data, b64data, info: p.info.clone(), tags: p.tags.clone(), delta: p.use_delta };
     serde_json::to_vec(&stored).map(bytes::Bytes::from).map_err(|e| unavailable("encode", e))
 }
 
