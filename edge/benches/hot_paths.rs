@@ -64,31 +64,50 @@ fn protocol(c: &mut Criterion) {
 }
 
 fn fan_out(c: &mut Criterion) {
+    fan_out_case(c, "hub fan-out to 10k subscribers", false);
+    fan_out_case(c, "hub fan-out to 10k delta subscribers (2 KB documents)", true);
+}
+
+/// One publication to 10k local subscribers; with `delta` they negotiated fossil deltas and
+/// the publications alternate between two similar 2 KB documents.
+fn fan_out_case(c: &mut Criterion, name: &str, delta: bool) {
     let hub = Hub::default();
     let mut outboxes = Vec::new();
     for i in 0..10_000 {
         let outbox = Arc::new(Outbox::new(1 << 20));
         let client =
             Arc::new(ClientHandle::new(Arc::from(format!("c{i}")), Arc::from("u"), Encoding::Json, outbox.clone()));
-        hub.add_subscriber("big", Subscriber::live(client, false, false), || {});
+        hub.add_subscriber("big", Subscriber::live(client, false, false).with_delta(delta), || {});
         outboxes.push(outbox);
     }
-    let publication = Arc::new(Publication {
-        data: Payload::from_json(r#"{"t":1,"p":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#).unwrap(),
-        info: None,
-        offset: 0,
-        tags: Default::default(),
-        delta: false,
-        prev_offset: 0,
-        use_delta: false,
-    });
+    let publication = |text: String| {
+        Arc::new(Publication {
+            data: Payload::from_json(&text).unwrap(),
+            info: None,
+            offset: 0,
+            tags: Default::default(),
+            delta: false,
+            prev_offset: 0,
+            use_delta: delta,
+        })
+    };
+    let publications = if delta {
+        let doc =
+            |v: u32| serde_json::json!({"v": v, "cells": (0..150).map(|i| format!("cell-{i}")).collect::<Vec<_>>()});
+        [publication(doc(1).to_string()), publication(doc(2).to_string())]
+    } else {
+        let small = r#"{"t":1,"p":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#.to_string();
+        [publication(small.clone()), publication(small)]
+    };
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    c.bench_function("hub fan-out to 10k subscribers", |b| {
+    let mut n = 0usize;
+    c.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
+                n += 1;
                 let start = Instant::now();
-                hub.broadcast_publication("big", publication.clone(), &StreamPosition::default());
+                hub.broadcast_publication("big", publications[n % 2].clone(), &StreamPosition::default());
                 total += start.elapsed();
                 // Drain outside the timing so queues do not grow.
                 rt.block_on(async {
