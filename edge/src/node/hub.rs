@@ -10,7 +10,9 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use super::delta;
-use crate::protocol::{ClientInfo, Encoding, JoinLeave, Payload, Publication, Push, PushBody, Reply, StreamPosition};
+use crate::protocol::{
+    ClientInfo, Encoding, FilterNode, JoinLeave, Payload, Publication, Push, PushBody, Reply, StreamPosition,
+};
 use crate::session::{ClientHandle, Control};
 
 const SHARDS: usize = 64;
@@ -35,6 +37,8 @@ pub struct Subscriber {
     delta: bool,
     /// Holds the channel's previous payload, so the next publication may be a delta.
     delta_ready: bool,
+    /// Publications whose tags do not pass are not sent (positions still advance).
+    filter: Option<Arc<FilterNode>>,
 }
 
 struct Tracked {
@@ -54,7 +58,18 @@ impl Subscriber {
             broken: false,
             delta: false,
             delta_ready: false,
+            filter: None,
         }
+    }
+
+    /// Only publications whose tags pass `filter` are sent.
+    pub fn with_filter(mut self, filter: Option<Arc<FilterNode>>) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    fn filters_out(&self, publication: &Publication) -> bool {
+        self.filter.as_ref().is_some_and(|f| !f.matches(&publication.tags))
     }
 
     /// Publications may reach it as fossil deltas (the subscription negotiated them).
@@ -374,6 +389,9 @@ impl Hub {
                     t.offset = publication.offset;
                 }
             }
+            if sub.filters_out(&publication) {
+                continue;
+            }
             let encoding = sub.client.encoding;
             let out = if sub.delta {
                 let as_delta = sub.delta_ready;
@@ -417,6 +435,9 @@ impl Hub {
                 return true;
             }
             last = last.max(publication.offset);
+            if sub.filters_out(&publication) {
+                continue;
+            }
             let encoding = sub.client.encoding;
             let out = match sub.delta.then(|| delta::for_subscriber(encoding, &publication, None)).flatten() {
                 Some(full) => encode_publication(encoding, channel, full),

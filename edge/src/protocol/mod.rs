@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod codes;
+pub mod filter;
 pub mod json;
 pub mod payload;
 pub mod proto;
@@ -13,5 +14,6 @@ pub mod types;
 
 pub use codec::Encoding;
 pub use codes::{Disconnect, ErrorCode};
+pub use filter::FilterNode;
 pub use payload::Payload;
 pub use types::*;

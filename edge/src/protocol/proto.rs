@@ -90,7 +90,7 @@ pub struct SubscribeRequest {
     #[prost(string, tag = "12")]
     pub delta: String,
     #[prost(message, optional, tag = "13")]
-    pub tf: Option<Empty>,
+    pub tf: Option<super::FilterNode>,
     #[prost(int64, tag = "14")]
     pub flag: i64,
     #[prost(int32, tag = "15")]

@@ -96,7 +96,7 @@ fn subscribe_from(r: proto::SubscribeRequest) -> Result<SubscribeRequest, Decode
         delta: r.delta,
         flag: r.flag,
         kind: r.r#type,
-        tf: r.tf.map(|_| serde_json::Value::Bool(true)),
+        tf: r.tf,
     })
 }
 

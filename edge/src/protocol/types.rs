@@ -125,7 +125,8 @@ pub struct SubscribeRequest {
     pub flag: i64,
     #[serde(rename = "type")]
     pub kind: i32,
-    pub tf: Option<serde_json::Value>,
+    /// Tags filter for publications.
+    pub tf: Option<super::FilterNode>,
 }
 
 #[derive(Debug, Default, Deserialize)]

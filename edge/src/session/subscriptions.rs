@@ -42,6 +42,8 @@ pub(super) struct SubSpec {
     pub server_refresh: bool,
     /// Fossil deltas negotiated (asked for and allowed by the namespace).
     pub delta: bool,
+    /// Only publications whose tags pass reach the subscriber (live and recovered).
+    pub filter: Option<Arc<FilterNode>>,
 }
 
 impl SubSpec {
@@ -97,8 +99,9 @@ impl Session {
         handle: &Arc<ClientHandle>,
         spec: SubSpec,
     ) -> Result<Prepared, ErrorCode> {
-        let subscriber =
-            Subscriber::syncing(handle.clone(), spec.push_join_leave, spec.server_side).with_delta(spec.delta);
+        let subscriber = Subscriber::syncing(handle.clone(), spec.push_join_leave, spec.server_side)
+            .with_delta(spec.delta)
+            .with_filter(spec.filter.clone());
         match self.node.hub.add_subscriber(&spec.channel, subscriber, || {}) {
             Added::AlreadySubscribed => return Err(ErrorCode::ALREADY_SUBSCRIBED),
             Added::First => {
@@ -176,6 +179,13 @@ impl Session {
             _ => (None, self.node.history(&spec.channel, top(0)).await?.1),
         };
         result.epoch = position.epoch.clone();
+        let recovered = match (&spec.filter, recovered) {
+            (Some(filter), Some(mut pubs)) => {
+                pubs.retain(|p| filter.matches(&p.tags));
+                Some(pubs)
+            }
+            (_, recovered) => recovered,
+        };
         match recovered {
             Some(pubs) => {
                 result.recovered = true;
@@ -256,6 +266,10 @@ impl Session {
         }
         let (handle, info) = self.conn_ref()?;
         let spec = match self.authorize_subscribe(&handle, &info, &req).await? {
+            Ok(spec) => with_tags_filter(spec, &req),
+            Err(code) => Err(code),
+        };
+        let spec = match spec {
             Ok(spec) => spec,
             Err(code) => {
                 self.reply_error(id, "subscribe", code);
@@ -295,10 +309,6 @@ impl Session {
             Ok(r) => r.options.clone(),
             Err(code) => return Ok(Err(code)),
         };
-        // Tag filters are not applied yet: refusing beats delivering unfiltered publications.
-        if req.tf.is_some() {
-            return Ok(Err(ErrorCode::BAD_REQUEST));
-        }
         if !req.token.is_empty() {
             let claims = match rules.tokens.verify_subscribe(&req.token).await {
                 Ok(c) => c,
@@ -492,6 +502,21 @@ impl Session {
     pub(super) fn is_connected(&self) -> bool {
         matches!(self.state, State::Connected(_))
     }
+}
+
+/// Adds the request's tags filter: the namespace must allow filters, the filter must be
+/// valid, and it cannot go with deltas (a delta needs every previous payload); 107 otherwise.
+fn with_tags_filter(mut spec: SubSpec, req: &SubscribeRequest) -> Result<SubSpec, ErrorCode> {
+    let Some(filter) = &req.tf else { return Ok(spec) };
+    if !spec.options.allow_tags_filter || !req.delta.is_empty() {
+        return Err(ErrorCode::BAD_REQUEST);
+    }
+    if let Err(why) = filter.validate() {
+        tracing::debug!(%why, channel = req.channel, "tags filter refused");
+        return Err(ErrorCode::BAD_REQUEST);
+    }
+    spec.filter = Some(Arc::new(filter.clone()));
+    Ok(spec)
 }
 
 impl Subscription {

@@ -472,13 +472,3 @@ async fn channel_regex_decides_valid_names() {
     );
     assert_eq!(code(&c.command(json!({"subscribe": {"channel": "rx:ABC"}})).await), 107);
 }
-
-#[tokio::test]
-async fn a_tags_filter_is_refused_rather_than_ignored() {
-    let gyre = Gyre::start(
-        json!({"namespaces": [{"name": "tf", "allow_subscribe_for_client": true, "allow_tags_filter": true}]}),
-    );
-    let (mut c, _) = gyre.connected("42").await;
-    let r = c.command(json!({"subscribe": {"channel": "tf:a", "tf": {"key": "k", "cmp": "eq", "val": "v"}}})).await;
-    assert_eq!(code(&r), 107);
-}

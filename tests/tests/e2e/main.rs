@@ -8,6 +8,7 @@ mod cli;
 mod config_watch;
 mod delta;
 mod emulation;
+mod filters;
 mod interop_js;
 mod interop_py;
 mod monitoring;
