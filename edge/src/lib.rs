@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod grpc;
 pub mod logging;
 pub mod metrics;
 pub mod node;

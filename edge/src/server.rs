@@ -103,6 +103,18 @@ pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Re
         }
         None => client_routes = client_routes.merge(internal_router(&config)),
     }
+    if config.grpc_api {
+        let listener = TcpListener::bind(bind_addr(&config.grpc_api_address, config.grpc_api_port))
+            .await
+            .with_context(|| format!("cannot listen on port {} (key `grpc_api_port`)", config.grpc_api_port))?;
+        tracing::info!(addr = %listener.local_addr()?, "grpc api listening");
+        let (node, stop) = (node.clone(), stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = crate::grpc::serve(listener, node, stop).await {
+                tracing::error!(%err, "gRPC API stopped");
+            }
+        }));
+    }
     tracing::info!(addr = %client.local_addr()?, node = %node.name, "gyre listening");
     let app = client_routes.with_state(node.clone());
     tasks.push(tokio::spawn(serve(client, app, stop_rx)));

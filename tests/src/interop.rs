@@ -23,12 +23,17 @@ pub fn py_dir() -> PathBuf {
 
 /// The environment every interop script reads.
 fn env_for(gyre: &Gyre) -> Vec<(&'static str, String)> {
-    vec![
+    let mut env = vec![
         ("GYRE_WS_URL", gyre.ws_url()),
         ("GYRE_API_URL", gyre.api_url()),
         ("GYRE_API_KEY", API_KEY.to_string()),
         ("GYRE_SECRET", SECRET.to_string()),
-    ]
+    ];
+    if let Some(addr) = &gyre.grpc_addr {
+        // The tests give the gRPC API the HTTP API's key.
+        env.extend([("GYRE_GRPC_ADDR", addr.clone()), ("GYRE_GRPC_KEY", API_KEY.to_string())]);
+    }
+    env
 }
 
 /// Runs a script with a timeout; panics with its output unless it exits 0.

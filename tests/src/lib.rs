@@ -89,6 +89,8 @@ pub struct Gyre {
     child: Child,
     pub addr: String,
     pub internal_addr: Option<String>,
+    /// The gRPC API listener, when the config turns it on (logged before "gyre listening").
+    pub grpc_addr: Option<String>,
     logs: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
@@ -146,7 +148,7 @@ impl Gyre {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
-        let (mut addr, mut internal_addr) = (None, None);
+        let (mut addr, mut internal_addr, mut grpc_addr) = (None, None, None);
         while addr.is_none() || (wants_internal && internal_addr.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
@@ -155,6 +157,8 @@ impl Gyre {
                         addr = field(&line, "addr");
                     } else if line.contains("internal listener") {
                         internal_addr = field(&line, "addr");
+                    } else if line.contains("grpc api listening") {
+                        grpc_addr = field(&line, "addr");
                     }
                 }
                 Err(_) => {
@@ -168,6 +172,7 @@ impl Gyre {
             child,
             addr: addr.unwrap_or_default(),
             internal_addr,
+            grpc_addr,
             logs,
             _dir: dir,
             http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("http client"),

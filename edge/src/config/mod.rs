@@ -77,7 +77,15 @@ pub struct Config {
     pub client_insecure: bool,
 
     pub api_key: String,
+    /// Development only: the HTTP API (and gRPC API) without a key.
     pub api_insecure: bool,
+
+    /// Centrifugo's gRPC server API on its own port.
+    pub grpc_api: bool,
+    pub grpc_api_address: String,
+    pub grpc_api_port: u16,
+    /// Clients send metadata `authorization: apikey <key>`.
+    pub grpc_api_key: String,
 
     /// Browser origins allowed to connect (`*` patterns allowed); requests without an Origin
     /// header (non-browser clients) are always allowed.
@@ -194,6 +202,10 @@ impl Default for Config {
             client_insecure: false,
             api_key: String::new(),
             api_insecure: false,
+            grpc_api: false,
+            grpc_api_address: String::new(),
+            grpc_api_port: 10000,
+            grpc_api_key: String::new(),
             allowed_origins: Vec::new(),
             client_channel_limit: 128,
             client_queue_max_size: 1 << 20,

@@ -23,6 +23,7 @@ const SECTIONS: &[&str] = &[
     "websocket",
     "admin",
     "usage_stats",
+    "grpc_api",
 ];
 
 /// Leaves with a flat counterpart: (v6 path, flat key).
@@ -72,6 +73,10 @@ const LEAVES: &[(&str, &str)] = &[
     ("admin.secret", "admin_secret"),
     ("admin.insecure", "admin_insecure"),
     ("usage_stats.disabled", "usage_stats_disable"),
+    ("grpc_api.enabled", "grpc_api"),
+    ("grpc_api.address", "grpc_api_address"),
+    ("grpc_api.port", "grpc_api_port"),
+    ("grpc_api.key", "grpc_api_key"),
 ];
 
 /// v6 proxy objects and the hook whose flat `proxy_<hook>_*` keys they set.

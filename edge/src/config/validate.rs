@@ -50,6 +50,9 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             err(format!("proxy_static_http_headers.{name}"), "invalid header name or value".into());
         }
     }
+    if c.grpc_api && c.grpc_api_key.is_empty() && !c.api_insecure {
+        err("grpc_api_key".into(), "the gRPC API needs a key (or api_insecure: true for development)".into());
+    }
     if c.engine == super::EngineKind::Nats {
         if c.nats_url.split(',').all(|u| u.trim().is_empty()) {
             err("nats_url".into(), "needs at least one NATS server URL".into());

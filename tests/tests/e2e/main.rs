@@ -9,6 +9,7 @@ mod config_watch;
 mod delta;
 mod emulation;
 mod filters;
+mod grpc;
 mod interop_js;
 mod interop_py;
 mod monitoring;

@@ -1,0 +1,136 @@
+//! Centrifugo's gRPC server API (`centrifugal.centrifugo.api.CentrifugoApi`) on its own
+//! port: each call is the HTTP API's method with the request as its params, so the two APIs
+//! cannot drift apart. Errors travel in the response body as in Centrifugo; a missing or wrong
+//! `authorization: apikey <grpc_api_key>` is `UNAUTHENTICATED`.
+
+pub mod messages;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::http;
+use messages::*;
+use subtle::ConstantTimeEq;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::Status;
+use tonic_prost::ProstCodec;
+
+use crate::node::Node;
+
+const SERVICE: &str = "centrifugal.centrifugo.api.CentrifugoApi";
+
+/// The service: routes `/<SERVICE>/<Method>` to the API method.
+#[derive(Clone)]
+pub struct Api {
+    node: Arc<Node>,
+}
+
+impl Api {
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+impl NamedService for Api {
+    const NAME: &'static str = SERVICE;
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl tower::Service<http::Request<Body>> for Api {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let node = self.node.clone();
+        Box::pin(async move {
+            let method = req.uri().path().rsplit('/').next().unwrap_or_default().to_string();
+            Ok(match method.as_str() {
+                "Publish" => unary::<PublishRequest, PublishResponse>(node, "publish", req).await,
+                "Broadcast" => unary::<BroadcastRequest, BroadcastResponse>(node, "broadcast", req).await,
+                "Subscribe" => unary::<SubscribeRequest, EmptyResponse>(node, "subscribe", req).await,
+                "Unsubscribe" => unary::<UnsubscribeRequest, EmptyResponse>(node, "unsubscribe", req).await,
+                "Disconnect" => unary::<DisconnectRequest, EmptyResponse>(node, "disconnect", req).await,
+                "Presence" => unary::<ChannelRequest, PresenceResponse>(node, "presence", req).await,
+                "PresenceStats" => unary::<ChannelRequest, PresenceStatsResponse>(node, "presence_stats", req).await,
+                "History" => unary::<HistoryRequest, HistoryResponse>(node, "history", req).await,
+                "HistoryRemove" => unary::<ChannelRequest, EmptyResponse>(node, "history_remove", req).await,
+                "Info" => unary::<InfoRequest, InfoResponse>(node, "info", req).await,
+                "RPC" => unary::<RpcRequest, RpcResponse>(node, "rpc", req).await,
+                "Refresh" => unary::<RefreshRequest, EmptyResponse>(node, "refresh", req).await,
+                "Channels" => unary::<ChannelsRequest, ChannelsResponse>(node, "channels", req).await,
+                _ => Status::unimplemented(format!("method {method:?} is not served by Gyre")).into_http(),
+            })
+        })
+    }
+}
+
+/// Decodes the request, checks the key, runs the API method, encodes its answer.
+async fn unary<Req, Resp>(node: Arc<Node>, method: &'static str, req: http::Request<Body>) -> http::Response<Body>
+where
+    Req: prost::Message + Default + ToParams + Send + 'static,
+    Resp: Response + Send,
+{
+    let service = tower::service_fn(move |request: tonic::Request<Req>| {
+        let node = node.clone();
+        async move {
+            authorize(&node, request.metadata())?;
+            let params = request.get_ref().to_params().to_string();
+            Ok::<_, Status>(tonic::Response::new(answer::<Resp>(&node, method, &params).await))
+        }
+    });
+    tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()).unary(service, req).await
+}
+
+/// The API method's JSON answer as the response message.
+async fn answer<Resp: Response>(node: &Arc<Node>, method: &str, params: &str) -> Resp {
+    match crate::api::execute(node, method, params, "grpc").await {
+        Ok(result) => match serde_json::from_value::<Resp::Result>(result) {
+            Ok(r) => Resp::new(None, Some(r)),
+            Err(err) => {
+                tracing::warn!(%err, method, "API result does not fit the gRPC message");
+                Resp::new(Some(Error { code: 100, message: "internal server error".into() }), None)
+            }
+        },
+        Err(e) => Resp::new(Some(Error { code: e.code, message: e.message }), None),
+    }
+}
+
+fn authorize(node: &Node, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+    let config = node.config();
+    if config.grpc_api_key.is_empty() {
+        return Ok(());
+    }
+    let given = metadata.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let expected = format!("apikey {}", config.grpc_api_key);
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(Status::unauthenticated("invalid or missing API key"))
+    }
+}
+
+/// Serves the API on `listener` until `stop` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    node: Arc<Node>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tonic::transport::Server::builder()
+        .add_service(Api::new(node))
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await?;
+    Ok(())
+}
