@@ -559,3 +559,124 @@ impl ToParams for ChannelsRequest {
         json!({"pattern": self.pattern})
     }
 }
+
+/// One command of a `Batch`: the one request that is set.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Command {
+    #[prost(message, optional, tag = "4")]
+    pub publish: Option<PublishRequest>,
+    #[prost(message, optional, tag = "5")]
+    pub broadcast: Option<BroadcastRequest>,
+    #[prost(message, optional, tag = "6")]
+    pub subscribe: Option<SubscribeRequest>,
+    #[prost(message, optional, tag = "7")]
+    pub unsubscribe: Option<UnsubscribeRequest>,
+    #[prost(message, optional, tag = "8")]
+    pub disconnect: Option<DisconnectRequest>,
+    #[prost(message, optional, tag = "9")]
+    pub presence: Option<ChannelRequest>,
+    #[prost(message, optional, tag = "10")]
+    pub presence_stats: Option<ChannelRequest>,
+    #[prost(message, optional, tag = "11")]
+    pub history: Option<HistoryRequest>,
+    #[prost(message, optional, tag = "12")]
+    pub history_remove: Option<ChannelRequest>,
+    #[prost(message, optional, tag = "13")]
+    pub info: Option<InfoRequest>,
+    #[prost(message, optional, tag = "14")]
+    pub rpc: Option<RpcRequest>,
+    #[prost(message, optional, tag = "15")]
+    pub refresh: Option<RefreshRequest>,
+    #[prost(message, optional, tag = "16")]
+    pub channels: Option<ChannelsRequest>,
+}
+
+impl Command {
+    /// The HTTP API's batch command: `{"<method>": params}` (`{}` when none is set).
+    fn to_json(&self) -> Value {
+        let set: [(&str, Option<&dyn ToParams>); 13] = [
+            ("publish", self.publish.as_ref().map(|r| r as &dyn ToParams)),
+            ("broadcast", self.broadcast.as_ref().map(|r| r as &dyn ToParams)),
+            ("subscribe", self.subscribe.as_ref().map(|r| r as &dyn ToParams)),
+            ("unsubscribe", self.unsubscribe.as_ref().map(|r| r as &dyn ToParams)),
+            ("disconnect", self.disconnect.as_ref().map(|r| r as &dyn ToParams)),
+            ("presence", self.presence.as_ref().map(|r| r as &dyn ToParams)),
+            ("presence_stats", self.presence_stats.as_ref().map(|r| r as &dyn ToParams)),
+            ("history", self.history.as_ref().map(|r| r as &dyn ToParams)),
+            ("history_remove", self.history_remove.as_ref().map(|r| r as &dyn ToParams)),
+            ("info", self.info.as_ref().map(|r| r as &dyn ToParams)),
+            ("rpc", self.rpc.as_ref().map(|r| r as &dyn ToParams)),
+            ("refresh", self.refresh.as_ref().map(|r| r as &dyn ToParams)),
+            ("channels", self.channels.as_ref().map(|r| r as &dyn ToParams)),
+        ];
+        let mut out = Map::new();
+        if let Some((method, Some(request))) = set.into_iter().find(|(_, r)| r.is_some()) {
+            out.insert(method.to_string(), request.to_params());
+        }
+        Value::Object(out)
+    }
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BatchRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub commands: Vec<Command>,
+    #[prost(bool, tag = "2")]
+    pub parallel: bool,
+}
+
+impl ToParams for BatchRequest {
+    fn to_params(&self) -> Value {
+        json!({"commands": self.commands.iter().map(Command::to_json).collect::<Vec<_>>(), "parallel": self.parallel})
+    }
+}
+
+/// One reply of a `Batch`, in command order: the error or the method's result.
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(default)]
+pub struct Reply {
+    #[prost(message, optional, tag = "2")]
+    pub error: Option<Error>,
+    #[prost(message, optional, tag = "4")]
+    pub publish: Option<PublishResult>,
+    #[prost(message, optional, tag = "5")]
+    pub broadcast: Option<BroadcastResult>,
+    #[prost(message, optional, tag = "6")]
+    pub subscribe: Option<EmptyResult>,
+    #[prost(message, optional, tag = "7")]
+    pub unsubscribe: Option<EmptyResult>,
+    #[prost(message, optional, tag = "8")]
+    pub disconnect: Option<EmptyResult>,
+    #[prost(message, optional, tag = "9")]
+    pub presence: Option<PresenceResult>,
+    #[prost(message, optional, tag = "10")]
+    pub presence_stats: Option<PresenceStatsResult>,
+    #[prost(message, optional, tag = "11")]
+    pub history: Option<HistoryResult>,
+    #[prost(message, optional, tag = "12")]
+    pub history_remove: Option<EmptyResult>,
+    #[prost(message, optional, tag = "13")]
+    pub info: Option<InfoResult>,
+    #[prost(message, optional, tag = "14")]
+    pub rpc: Option<RpcResult>,
+    #[prost(message, optional, tag = "15")]
+    pub refresh: Option<EmptyResult>,
+    #[prost(message, optional, tag = "16")]
+    pub channels: Option<ChannelsResult>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+pub struct BatchResponse {
+    #[prost(message, repeated, tag = "1")]
+    #[serde(default)]
+    pub replies: Vec<Reply>,
+}
+
+impl Response for BatchResponse {
+    type Result = BatchResponse;
+    /// A batch that cannot run at all has no replies (the HTTP API answers such a batch with
+    /// an error Centrifugo's `BatchResponse` has no field for).
+    fn new(_error: Option<Error>, result: Option<BatchResponse>) -> Self {
+        result.unwrap_or_default()
+    }
+}

@@ -68,6 +68,7 @@ impl tower::Service<http::Request<Body>> for Api {
                 "RPC" => unary::<RpcRequest, RpcResponse>(node, "rpc", req).await,
                 "Refresh" => unary::<RefreshRequest, EmptyResponse>(node, "refresh", req).await,
                 "Channels" => unary::<ChannelsRequest, ChannelsResponse>(node, "channels", req).await,
+                "Batch" => unary::<BatchRequest, BatchResponse>(node, "batch", req).await,
                 _ => Status::unimplemented(format!("method {method:?} is not served by Gyre")).into_http(),
             })
         })

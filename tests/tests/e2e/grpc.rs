@@ -103,6 +103,30 @@ async fn grpc_calls_act_on_real_clients() {
 }
 
 #[tokio::test]
+async fn batch_runs_commands_in_order_with_an_error_per_failed_one() {
+    let gyre = start();
+    let commands = vec![
+        Command { publish: Some(publish("chat:batch", b"{\"n\":1}")), ..Default::default() },
+        Command { presence_stats: Some(ChannelRequest { channel: "chat:batch".into() }), ..Default::default() },
+        Command { publish: Some(publish("nowhere:x", b"1")), ..Default::default() },
+        Command::default(),
+        Command {
+            history: Some(HistoryRequest { channel: "chat:batch".into(), limit: -1, ..Default::default() }),
+            ..Default::default()
+        },
+    ];
+    let r: BatchResponse = call(&gyre, "Batch", BatchRequest { commands, parallel: false }, Some(KEY)).await.unwrap();
+    let replies = r.replies;
+    assert_eq!(replies.len(), 5);
+    assert_eq!(replies[0].publish.as_ref().map(|p| p.offset), Some(1));
+    assert_eq!(replies[1].presence_stats.as_ref().map(|p| p.num_clients), Some(0));
+    assert_eq!(replies[2].error.as_ref().map(|e| e.code), Some(102));
+    assert_eq!(replies[3].error.as_ref().map(|e| e.code), Some(107), "an empty command");
+    let history = replies[4].history.as_ref().expect("history reply");
+    assert_eq!(serde_json::from_slice::<Value>(&history.publications[0].data).unwrap(), json!({"n": 1}));
+}
+
+#[tokio::test]
 async fn the_key_is_required_and_unknown_methods_are_unimplemented() {
     let gyre = start();
     let denied = call::<_, PublishResponse>(&gyre, "Publish", publish("chat:k", b"1"), None).await.unwrap_err();
