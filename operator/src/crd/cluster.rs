@@ -51,6 +51,8 @@ pub const DEFAULT_IMAGE: &str = concat!("gyre/gyre:", env!("CARGO_PKG_VERSION"))
     .message("set either replicas or autoscaling, not both"))]
 #[x_kube(validation = Rule::new("self.engine.type != 'memory' || (!has(self.autoscaling) && (!has(self.replicas) || self.replicas <= 1))")
     .message("the memory engine runs one node: use replicas 0 or 1 and no autoscaling, or engine nats"))]
+#[x_kube(validation = Rule::new("!has(self.ports.grpc) || has(self.auth.grpcApiKeySecretRef)")
+    .message("ports.grpc needs auth.grpcApiKeySecretRef"))]
 #[serde(rename_all = "camelCase")]
 pub struct RealtimeClusterSpec {
     /// Edge container image.
@@ -231,10 +233,15 @@ pub struct Auth {
     /// Key for the server HTTP API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_secret_ref: Option<SecretKeySelector>,
+    /// Key for the gRPC server API (needed with `ports.grpc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_api_key_secret_ref: Option<SecretKeySelector>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("self.client != self.internal").message("client and internal ports must differ"))]
+#[x_kube(validation = Rule::new("!has(self.grpc) || (self.grpc != self.client && self.grpc != self.internal)")
+    .message("the grpc port must differ from the client and internal ports"))]
 #[serde(rename_all = "camelCase")]
 pub struct Ports {
     /// WebSocket connections.
@@ -243,6 +250,9 @@ pub struct Ports {
     /// Server API, metrics and health.
     #[serde(default = "internal_port")]
     pub internal: i32,
+    /// When set, the gRPC server API listens here (on the internal Service too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<i32>,
 }
 
 fn client_port() -> i32 {
@@ -255,7 +265,7 @@ fn internal_port() -> i32 {
 
 impl Default for Ports {
     fn default() -> Self {
-        Self { client: client_port(), internal: internal_port() }
+        Self { client: client_port(), internal: internal_port(), grpc: None }
     }
 }
 

@@ -21,6 +21,10 @@ const RESERVED: &[(&str, &str)] = &[
     ("token_audience", "spec.auth.tokenAudience"),
     ("token_issuer", "spec.auth.tokenIssuer"),
     ("api_key", "spec.auth.apiKeySecretRef"),
+    ("grpc_api_key", "spec.auth.grpcApiKeySecretRef"),
+    ("grpc_api", "spec.ports.grpc"),
+    ("grpc_api_port", "spec.ports.grpc"),
+    ("grpc_api_address", "spec.ports"),
     ("nats_password", "spec.engine.nats.userSecretRef"),
     ("nats_user", "spec.engine.nats.userSecretRef"),
     ("nats_token", "spec.engine.nats.tokenSecretRef"),
@@ -72,6 +76,10 @@ pub fn render(cluster: &RealtimeCluster, namespaces: &[EdgeNamespace]) -> Result
     c.token_jwks_public_endpoint = spec.auth.token_jwks_url.clone().unwrap_or_default();
     c.token_audience = spec.auth.token_audience.clone().unwrap_or_default();
     c.token_issuer = spec.auth.token_issuer.clone().unwrap_or_default();
+    if let Some(port) = spec.ports.grpc {
+        c.grpc_api = true;
+        c.grpc_api_port = u16::try_from(port).map_err(|_| "spec.ports.grpc is not a port".to_string())?;
+    }
     if let Some(nats) = spec.engine.nats.as_ref().filter(|_| spec.engine.kind == "nats") {
         c.engine = EngineKind::Nats;
         c.nats_url = nats.url.clone();
@@ -100,7 +108,13 @@ pub fn render(cluster: &RealtimeCluster, namespaces: &[EdgeNamespace]) -> Result
     let json = serde_json::to_string_pretty(&Value::Object(value.clone())).map_err(|e| e.to_string())?;
     // The edge's own loader: unknown keys, wrong types and bad values fail here, not in a pod.
     let origin = format!("RealtimeCluster {}", cluster.metadata.name.as_deref().unwrap_or_default());
-    gyre_edge::config::load_str(&json, Format::Json, &origin).map_err(|e| e.to_string())?;
+    // Secret values reach the pods as GYRE_* variables; stand in for the ones the edge requires.
+    let mut checked = value.clone();
+    if spec.auth.grpc_api_key_secret_ref.is_some() {
+        checked.insert("grpc_api_key".into(), Value::String("(from the Secret)".into()));
+    }
+    let checked = serde_json::to_string(&Value::Object(checked)).map_err(|e| e.to_string())?;
+    gyre_edge::config::load_str(&checked, Format::Json, &origin).map_err(|e| e.to_string())?;
 
     value.remove("namespaces");
     let restart = serde_json::to_vec(&Value::Object(value)).map_err(|e| e.to_string())?;

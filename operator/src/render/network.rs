@@ -42,7 +42,15 @@ pub fn internal_service(cluster: &RealtimeCluster, names: &Names) -> Service {
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_string()),
             selector: Some(names.selector()),
-            ports: Some(vec![port("internal", cluster.spec.ports.internal)]),
+            ports: Some(
+                std::iter::once(port("internal", cluster.spec.ports.internal))
+                    // gRPC is HTTP/2 without TLS.
+                    .chain(cluster.spec.ports.grpc.map(|p| ServicePort {
+                        app_protocol: Some("kubernetes.io/h2c".to_string()),
+                        ..port("grpc", p)
+                    }))
+                    .collect(),
+            ),
             ..Default::default()
         }),
         status: None,

@@ -59,6 +59,7 @@ pub fn wiring(auth: &Auth, nats: Option<&NatsEngine>) -> SecretWiring {
         ("GYRE_TOKEN_RSA_PUBLIC_KEY", &auth.token_rsa_public_key_secret_ref),
         ("GYRE_TOKEN_ECDSA_PUBLIC_KEY", &auth.token_ecdsa_public_key_secret_ref),
         ("GYRE_API_KEY", &auth.api_key_secret_ref),
+        ("GYRE_GRPC_API_KEY", &auth.grpc_api_key_secret_ref),
     ];
     for (name, selector) in env {
         if let Some(s) = selector {
@@ -95,6 +96,7 @@ pub fn referenced_secrets(auth: &Auth, nats: Option<&NatsEngine>) -> Vec<String>
         &auth.token_rsa_public_key_secret_ref,
         &auth.token_ecdsa_public_key_secret_ref,
         &auth.api_key_secret_ref,
+        &auth.grpc_api_key_secret_ref,
     ]
     .into_iter()
     .flatten()

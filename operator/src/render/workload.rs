@@ -112,20 +112,30 @@ pub fn deployment(cluster: &RealtimeCluster, names: &Names, secrets: SecretWirin
         image: Some(spec.image.clone()),
         image_pull_policy: spec.image_pull_policy.clone(),
         args: Some(vec!["--config".to_string(), format!("{CONFIG_DIR}/{CONFIG_FILE}")]),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some("client".to_string()),
-                container_port: spec.ports.client,
+        ports: Some(
+            vec![
+                ContainerPort {
+                    name: Some("client".to_string()),
+                    container_port: spec.ports.client,
+                    protocol: Some("TCP".to_string()),
+                    ..Default::default()
+                },
+                ContainerPort {
+                    name: Some("internal".to_string()),
+                    container_port: spec.ports.internal,
+                    protocol: Some("TCP".to_string()),
+                    ..Default::default()
+                },
+            ]
+            .into_iter()
+            .chain(spec.ports.grpc.map(|p| ContainerPort {
+                name: Some("grpc".to_string()),
+                container_port: p,
                 protocol: Some("TCP".to_string()),
                 ..Default::default()
-            },
-            ContainerPort {
-                name: Some("internal".to_string()),
-                container_port: spec.ports.internal,
-                protocol: Some("TCP".to_string()),
-                ..Default::default()
-            },
-        ]),
+            }))
+            .collect(),
+        ),
         env: (!secrets.env.is_empty()).then_some(secrets.env),
         // Ready: engine reachable and not draining. Live: the process serves (an engine outage
         // must not restart every edge). Startup: up to a minute to connect the engine.

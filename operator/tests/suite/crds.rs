@@ -107,6 +107,15 @@ fn cluster_cel_rules() {
         &cluster(json!({"engine": nats, "service": {"type": "ExternalName"}})),
         "ClusterIP, NodePort or LoadBalancer",
     );
+    let key = json!({"name": "s", "key": "grpc"});
+    cluster(json!({"engine": nats, "ports": {"grpc": 10000}, "auth": {"grpcApiKeySecretRef": key}}))
+        .validate_cel()
+        .expect("valid gRPC API");
+    fails(&cluster(json!({"engine": nats, "ports": {"grpc": 10000}})), "needs auth.grpcApiKeySecretRef");
+    fails(
+        &cluster(json!({"engine": nats, "ports": {"grpc": 9000}, "auth": {"grpcApiKeySecretRef": key}})),
+        "grpc port must differ",
+    );
 }
 
 fn namespace(spec: Value) -> Namespace {

@@ -167,6 +167,33 @@ fn duplicate_names_go_to_the_oldest_object() {
 }
 
 #[test]
+fn a_grpc_port_serves_the_grpc_api_with_its_key_from_a_secret() {
+    let (mut cluster, ns) = example("chat-cluster.yaml");
+    cluster.spec.ports.grpc = Some(10001);
+    let err = render::render(&cluster, &ns).expect_err("no key");
+    assert!(err.contains("grpc_api_key"), "{err}");
+    cluster.spec.auth.grpc_api_key_secret_ref =
+        Some(serde_json::from_value(serde_json::json!({"name": "chat-gyre", "key": "grpc-api-key"})).expect("ref"));
+    let r = render::render(&cluster, &ns).expect("render");
+    let text = &r.config_map.data.as_ref().expect("data")["config.json"];
+    let config: serde_json::Value = serde_json::from_str(text).expect("json");
+    assert_eq!((&config["grpc_api"], &config["grpc_api_port"]), (&serde_json::json!(true), &serde_json::json!(10001)));
+    assert!(config.get("grpc_api_key").is_none(), "no secret in the ConfigMap");
+    let pod = r.deployment.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
+    let edge = &pod.containers[0];
+    let env = edge.env.as_ref().expect("env");
+    let key = env.iter().find(|e| e.name == "GYRE_GRPC_API_KEY").expect("GYRE_GRPC_API_KEY");
+    let selector = key.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect("from a Secret");
+    assert_eq!((selector.name.as_str(), selector.key.as_str()), ("chat-gyre", "grpc-api-key"));
+    let ports: Vec<(Option<String>, i32)> =
+        edge.ports.as_ref().expect("ports").iter().map(|p| (p.name.clone(), p.container_port)).collect();
+    assert!(ports.contains(&(Some("grpc".into()), 10001)), "{ports:?}");
+    let service = r.internal_service.spec.as_ref().and_then(|s| s.ports.as_ref()).expect("ports");
+    let grpc = service.iter().find(|p| p.name.as_deref() == Some("grpc")).expect("grpc service port");
+    assert_eq!((grpc.port, grpc.app_protocol.as_deref()), (10001, Some("kubernetes.io/h2c")));
+}
+
+#[test]
 fn a_namespace_the_cluster_cannot_serve_is_rejected_alone() {
     let (mut cluster, mut ns) = example("chat-cluster.yaml");
     ns[1].spec.options.proxy_subscribe = true;
