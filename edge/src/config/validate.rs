@@ -28,9 +28,17 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         err("token_jwks_public_endpoint".into(), format!("must be an http(s) URL, got {jwks:?}"));
     }
     for (key, endpoint, timeout_key, timeout) in c.proxy_endpoints() {
-        if !(endpoint.is_empty() || endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            let hint = if endpoint.starts_with("grpc://") { " (gRPC proxies are not supported yet)" } else { "" };
-            err(key.into(), format!("must be an http(s) URL, got {endpoint:?}{hint}"));
+        let grpc = endpoint.strip_prefix("grpc://");
+        if !(endpoint.is_empty()
+            || grpc.is_some()
+            || endpoint.starts_with("http://")
+            || endpoint.starts_with("https://"))
+        {
+            err(key.into(), format!("must be an http(s):// or grpc:// URL, got {endpoint:?}"));
+        } else if let Some(authority) = grpc {
+            if authority.is_empty() || axum::http::uri::Authority::try_from(authority).is_err() {
+                err(key.into(), format!("invalid grpc:// address {endpoint:?}: use grpc://host:port"));
+            }
         } else if !endpoint.is_empty() && reqwest::Url::parse(endpoint).is_err() {
             err(key.into(), format!("invalid URL {endpoint:?}"));
         }
@@ -236,17 +244,14 @@ mod tests {
     fn unsupported_features_are_refused_not_ignored() {
         let text = r#"{"namespaces":[{"name":"m","subscription_type":"map","proxy_subscribe":true,
                       "proxy_subscribe_stream":true,"publish_proxy_name":"other"}],
-                      "auto_cache_recover": true, "proxy_rpc_endpoint": "grpc://backend:9000",
+                      "auto_cache_recover": true, "proxy_rpc_endpoint": "grpc://backend:9000/path",
                       "proxy_connect_timeout": "0s", "proxy_http_headers": ["bad header"]}"#;
         let err = load_str(text, Format::Json, "x.json").unwrap_err().to_string();
         assert!(err.contains("`namespaces[0].subscription_type`: subscription type \"map\""), "{err}");
         assert!(err.contains("`namespaces[0].proxy_subscribe`: needs proxy_subscribe_endpoint"), "{err}");
         assert!(err.contains("`namespaces[0].proxy_subscribe_stream`: subscribe stream proxies"), "{err}");
         assert!(err.contains("`namespaces[0].publish_proxy_name`: named proxies"), "{err}");
-        assert!(
-            err.contains("`proxy_rpc_endpoint`: must be an http(s) URL, got \"grpc://backend:9000\" (gRPC"),
-            "{err}"
-        );
+        assert!(err.contains("`proxy_rpc_endpoint`: invalid grpc:// address"), "{err}");
         assert!(err.contains("`proxy_connect_timeout`: must be greater than zero"), "{err}");
         assert!(err.contains("`proxy_http_headers[0]`: invalid header name"), "{err}");
         assert!(err.contains("`auto_cache_recover`: needs force_recovery"), "{err}");

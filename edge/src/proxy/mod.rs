@@ -1,7 +1,9 @@
-//! Backend proxy hooks, as Centrifugo's HTTP proxy: connect, refresh, subscribe, publish,
-//! sub_refresh and RPC events are POSTed as JSON to the application backend, and its answer
-//! (a result, an error for the client, or a disconnect) decides what the client gets.
+//! Backend proxy hooks, as Centrifugo's proxy: connect, refresh, subscribe, publish,
+//! sub_refresh and RPC events go to the application backend — JSON POSTs to `http(s)://`
+//! endpoints, calls of Centrifugo's proxy service to `grpc://` ones — and its answer (a
+//! result, an error for the client, or a disconnect) decides what the client gets.
 
+pub mod grpc;
 pub mod wire;
 
 use std::time::{Duration, Instant};
@@ -39,9 +41,31 @@ impl Hook {
     }
 }
 
-struct Endpoint {
-    url: reqwest::Url,
-    timeout: Duration,
+/// Where a hook goes: JSON over HTTP(S), or Centrifugo's proxy service over gRPC.
+enum Endpoint {
+    Http {
+        url: reqwest::Url,
+        timeout: Duration,
+    },
+    /// The channel connects on first use (and reconnects by itself).
+    Grpc {
+        endpoint: Box<tonic::transport::Endpoint>,
+        channel: std::sync::OnceLock<tonic::transport::Channel>,
+        timeout: Duration,
+    },
+}
+
+impl Endpoint {
+    fn parse(endpoint: &str, timeout: Duration) -> Option<Self> {
+        match endpoint.strip_prefix("grpc://") {
+            Some(authority) => {
+                tonic::transport::Endpoint::from_shared(format!("http://{authority}")).ok().map(|endpoint| {
+                    Endpoint::Grpc { endpoint: Box::new(endpoint), channel: std::sync::OnceLock::new(), timeout }
+                })
+            }
+            None => reqwest::Url::parse(endpoint).ok().map(|url| Endpoint::Http { url, timeout }),
+        }
+    }
 }
 
 /// The configured hooks and the HTTP client that calls them (rebuilt on config reload).
@@ -78,15 +102,15 @@ pub enum ProxyError {
     Status(u16),
     #[error("backend answer is not valid proxy JSON: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("gRPC call failed: {0}")]
+    Grpc(String),
 }
 
 impl Proxies {
     /// Endpoints and headers were validated by the config loader; anything unusable is left
     /// out rather than failing here.
     pub fn new(config: &Config) -> Self {
-        let endpoints = config
-            .proxy_endpoints()
-            .map(|(_, endpoint, _, timeout)| reqwest::Url::parse(endpoint).ok().map(|url| Endpoint { url, timeout }));
+        let endpoints = config.proxy_endpoints().map(|(_, endpoint, _, timeout)| Endpoint::parse(endpoint, timeout));
         let forward_headers =
             config.proxy_http_headers.iter().filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()).collect();
         let mut static_headers = HeaderMap::new();
@@ -160,15 +184,18 @@ impl Proxies {
         for (name, value) in headers.into_iter().flatten() {
             all.insert(name.clone(), value.clone());
         }
+        let (url, timeout) = match endpoint {
+            Endpoint::Http { url, timeout } => (url, *timeout),
+            Endpoint::Grpc { endpoint, channel, timeout } => {
+                let channel = channel.get_or_init(|| endpoint.connect_lazy()).clone();
+                let answer = grpc::call(channel, hook, &all, &serde_json::to_value(body)?, *timeout).await?;
+                let envelope: wire::Envelope<T> = serde_json::from_value(answer)?;
+                return Ok(envelope.into_answer());
+            }
+        };
         all.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let response = self
-            .http
-            .post(endpoint.url.clone())
-            .timeout(endpoint.timeout)
-            .headers(all)
-            .body(serde_json::to_vec(body)?)
-            .send()
-            .await?;
+        let response =
+            self.http.post(url.clone()).timeout(timeout).headers(all).body(serde_json::to_vec(body)?).send().await?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(ProxyError::Status(response.status().as_u16()));
         }

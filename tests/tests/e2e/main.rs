@@ -17,6 +17,7 @@ mod nats;
 mod operator_config;
 mod protobuf;
 mod proxy;
+mod proxy_grpc;
 mod tokens;
 mod uni;
 mod websocket;
