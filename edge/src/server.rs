@@ -104,16 +104,16 @@ pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Re
         None => client_routes = client_routes.merge(internal_router(&config)),
     }
     if config.grpc_api {
-        let listener = TcpListener::bind(bind_addr(&config.grpc_api_address, config.grpc_api_port))
-            .await
-            .with_context(|| format!("cannot listen on port {} (key `grpc_api_port`)", config.grpc_api_port))?;
-        tracing::info!(addr = %listener.local_addr()?, "grpc api listening");
         let (node, stop) = (node.clone(), stop_rx.clone());
-        tasks.push(tokio::spawn(async move {
-            if let Err(err) = crate::grpc::serve(listener, node, stop).await {
-                tracing::error!(%err, "gRPC API stopped");
-            }
-        }));
+        let (address, port) = (&config.grpc_api_address, config.grpc_api_port);
+        let serve = |l| crate::grpc::serve(l, crate::grpc::Api::new(node), stop);
+        tasks.push(serve_extra(address, port, "grpc_api_port", "grpc api", serve).await?);
+    }
+    if config.uni_grpc {
+        let (node, stop) = (node.clone(), stop_rx.clone());
+        let (address, port) = (&config.uni_grpc_address, config.uni_grpc_port);
+        let serve = |l| crate::grpc::serve(l, crate::transport::uni_grpc::UniStream::new(node), stop);
+        tasks.push(serve_extra(address, port, "uni_grpc_port", "uni grpc", serve).await?);
     }
     tracing::info!(addr = %client.local_addr()?, node = %node.name, "gyre listening");
     let app = client_routes.with_state(node.clone());
@@ -133,6 +133,31 @@ pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Re
     }
     tracing::info!("bye");
     Ok(())
+}
+
+/// Binds one of the gRPC listeners (`key` names its port setting) and serves it in a task;
+/// logs "<what> listening" with the address.
+async fn serve_extra<F, Fut>(
+    address: &str,
+    port: u16,
+    key: &str,
+    what: &'static str,
+    serve: F,
+) -> anyhow::Result<tokio::task::JoinHandle<()>>
+where
+    F: FnOnce(TcpListener) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let listener = TcpListener::bind(bind_addr(address, port))
+        .await
+        .with_context(|| format!("cannot listen on port {port} (key `{key}`)"))?;
+    tracing::info!(addr = %listener.local_addr()?, "{what} listening");
+    let task = serve(listener);
+    Ok(tokio::spawn(async move {
+        if let Err(err) = task.await {
+            tracing::error!(%err, "{what} stopped");
+        }
+    }))
 }
 
 async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {

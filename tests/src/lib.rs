@@ -91,6 +91,8 @@ pub struct Gyre {
     pub internal_addr: Option<String>,
     /// The gRPC API listener, when the config turns it on (logged before "gyre listening").
     pub grpc_addr: Option<String>,
+    /// The unidirectional gRPC transport's listener, likewise.
+    pub uni_grpc_addr: Option<String>,
     logs: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
@@ -148,7 +150,7 @@ impl Gyre {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
-        let (mut addr, mut internal_addr, mut grpc_addr) = (None, None, None);
+        let (mut addr, mut internal_addr, mut grpc_addr, mut uni_grpc_addr) = (None, None, None, None);
         while addr.is_none() || (wants_internal && internal_addr.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
@@ -157,6 +159,8 @@ impl Gyre {
                         addr = field(&line, "addr");
                     } else if line.contains("internal listener") {
                         internal_addr = field(&line, "addr");
+                    } else if line.contains("uni grpc listening") {
+                        uni_grpc_addr = field(&line, "addr");
                     } else if line.contains("grpc api listening") {
                         grpc_addr = field(&line, "addr");
                     }
@@ -173,6 +177,7 @@ impl Gyre {
             addr: addr.unwrap_or_default(),
             internal_addr,
             grpc_addr,
+            uni_grpc_addr,
             logs,
             _dir: dir,
             http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("http client"),
@@ -376,4 +381,17 @@ impl ConfigMapMount {
         std::os::unix::fs::symlink(&versioned, &tmp).expect("..data_tmp symlink");
         std::fs::rename(&tmp, self.dir.path().join("..data")).expect("swap ..data");
     }
+}
+
+/// A ready gRPC client of a listener gyre logged (`addr`, e.g. [`Gyre::grpc_addr`]).
+pub async fn grpc_client(addr: Option<&String>) -> tonic::client::Grpc<tonic::transport::Channel> {
+    let addr = addr.expect("gyre logged the gRPC listener's address");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to gRPC at {addr}: {e}"));
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("gRPC client ready");
+    grpc
 }

@@ -87,6 +87,11 @@ pub struct Config {
     /// Clients send metadata `authorization: apikey <key>`.
     pub grpc_api_key: String,
 
+    /// The unidirectional gRPC client transport on its own port.
+    pub uni_grpc: bool,
+    pub uni_grpc_address: String,
+    pub uni_grpc_port: u16,
+
     /// Browser origins allowed to connect (`*` patterns allowed); requests without an Origin
     /// header (non-browser clients) are always allowed.
     pub allowed_origins: Vec<String>,
@@ -206,6 +211,9 @@ impl Default for Config {
             grpc_api_address: String::new(),
             grpc_api_port: 10000,
             grpc_api_key: String::new(),
+            uni_grpc: false,
+            uni_grpc_address: String::new(),
+            uni_grpc_port: 11000,
             allowed_origins: Vec::new(),
             client_channel_limit: 128,
             client_queue_max_size: 1 << 20,

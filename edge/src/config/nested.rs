@@ -24,6 +24,7 @@ const SECTIONS: &[&str] = &[
     "admin",
     "usage_stats",
     "grpc_api",
+    "uni_grpc",
 ];
 
 /// Leaves with a flat counterpart: (v6 path, flat key).
@@ -77,6 +78,9 @@ const LEAVES: &[(&str, &str)] = &[
     ("grpc_api.address", "grpc_api_address"),
     ("grpc_api.port", "grpc_api_port"),
     ("grpc_api.key", "grpc_api_key"),
+    ("uni_grpc.enabled", "uni_grpc"),
+    ("uni_grpc.address", "uni_grpc_address"),
+    ("uni_grpc.port", "uni_grpc_port"),
 ];
 
 /// v6 proxy objects and the hook whose flat `proxy_<hook>_*` keys they set.

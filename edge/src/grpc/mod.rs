@@ -23,7 +23,53 @@ use crate::node::Node;
 
 const SERVICE: &str = "centrifugal.centrifugo.api.CentrifugoApi";
 
-/// The service: routes `/<SERVICE>/<Method>` to the API method.
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A gRPC service Gyre serves: its name and how it answers a call (routing by method).
+pub trait Handler: Clone + Send + Sync + 'static {
+    const NAME: &'static str;
+    fn handle(&self, req: http::Request<Body>) -> BoxFuture<http::Response<Body>>;
+}
+
+/// Makes a [`Handler`] a service tonic's server takes.
+#[derive(Clone)]
+struct Served<H>(H);
+
+impl<H: Handler> NamedService for Served<H> {
+    const NAME: &'static str = H::NAME;
+}
+
+impl<H: Handler> tower::Service<http::Request<Body>> for Served<H> {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let answer = self.0.handle(req);
+        Box::pin(async move { Ok(answer.await) })
+    }
+}
+
+/// Serves `handler` on `listener` until `stop` turns true.
+pub async fn serve<H: Handler>(
+    listener: tokio::net::TcpListener,
+    handler: H,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    tonic::transport::Server::builder()
+        .add_service(Served(handler))
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// The server API service: routes `/<SERVICE>/<Method>` to the API method.
 #[derive(Clone)]
 pub struct Api {
     node: Arc<Node>,
@@ -35,26 +81,14 @@ impl Api {
     }
 }
 
-impl NamedService for Api {
+impl Handler for Api {
     const NAME: &'static str = SERVICE;
-}
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl tower::Service<http::Request<Body>> for Api {
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+    fn handle(&self, req: http::Request<Body>) -> BoxFuture<http::Response<Body>> {
         let node = self.node.clone();
         Box::pin(async move {
             let method = req.uri().path().rsplit('/').next().unwrap_or_default().to_string();
-            Ok(match method.as_str() {
+            match method.as_str() {
                 "Publish" => unary::<PublishRequest, PublishResponse>(node, "publish", req).await,
                 "Broadcast" => unary::<BroadcastRequest, BroadcastResponse>(node, "broadcast", req).await,
                 "Subscribe" => unary::<SubscribeRequest, EmptyResponse>(node, "subscribe", req).await,
@@ -70,7 +104,7 @@ impl tower::Service<http::Request<Body>> for Api {
                 "Channels" => unary::<ChannelsRequest, ChannelsResponse>(node, "channels", req).await,
                 "Batch" => unary::<BatchRequest, BatchResponse>(node, "batch", req).await,
                 _ => Status::unimplemented(format!("method {method:?} is not served by Gyre")).into_http(),
-            })
+            }
         })
     }
 }
@@ -118,20 +152,4 @@ fn authorize(node: &Node, metadata: &tonic::metadata::MetadataMap) -> Result<(),
     } else {
         Err(Status::unauthenticated("invalid or missing API key"))
     }
-}
-
-/// Serves the API on `listener` until `stop` turns true.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    node: Arc<Node>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tonic::transport::Server::builder()
-        .add_service(Api::new(node))
-        .serve_with_incoming_shutdown(incoming, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await?;
-    Ok(())
 }

@@ -22,8 +22,8 @@ pub fn fossil(prev: &Payload, next: &Payload) -> Option<Bytes> {
 /// JSON string; a delta that is not UTF-8 cannot be one, so `None` then (send it full).
 pub fn for_subscriber(encoding: Encoding, p: &Publication, delta: Option<&Bytes>) -> Option<Arc<Publication>> {
     let data = match (encoding, delta) {
-        (Encoding::Protobuf, Some(d)) => Payload::binary(d.clone()),
-        (Encoding::Protobuf, None) => p.data.clone(),
+        (Encoding::Protobuf | Encoding::ProtobufUni, Some(d)) => Payload::binary(d.clone()),
+        (Encoding::Protobuf | Encoding::ProtobufUni, None) => p.data.clone(),
         (_, Some(d)) => Payload::json_string(std::str::from_utf8(d).ok()?),
         (_, None) => Payload::json_string(&serde_json::to_string(&p.data).ok()?),
     };

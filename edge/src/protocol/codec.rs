@@ -14,11 +14,14 @@ pub enum Encoding {
     /// Unidirectional transports: JSON pushes sent unwrapped (`{"channel":…,"pub":…}`, the
     /// connect result as `{"connect":…}`); the client sends nothing after connecting.
     JsonUni,
+    /// Unidirectional gRPC: each message one Protobuf `Push` (the connect result in its
+    /// `connect` field), not length-prefixed: the gRPC stream frames them.
+    ProtobufUni,
 }
 
 impl Encoding {
     /// Number of encodings (size of per-encoding caches).
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 4;
 
     /// Position in per-encoding caches.
     pub fn index(self) -> usize {
@@ -30,12 +33,18 @@ impl Encoding {
             Self::Json => "json",
             Self::Protobuf => "protobuf",
             Self::JsonUni => "json-uni",
+            Self::ProtobufUni => "protobuf-uni",
         }
+    }
+
+    /// Unidirectional: the client sends nothing after connecting (so no pongs either).
+    pub fn is_uni(self) -> bool {
+        matches!(self, Self::JsonUni | Self::ProtobufUni)
     }
 
     /// Text (JSON) rather than binary frames.
     pub fn is_text(self) -> bool {
-        self != Self::Protobuf
+        matches!(self, Self::Json | Self::JsonUni)
     }
 
     /// Splits one frame into its commands; an error closes the connection with 3501.
@@ -46,7 +55,7 @@ impl Encoding {
                 let text = std::str::from_utf8(frame).map_err(|e| e.to_string())?;
                 json::decode_commands(text).map_err(|e| e.to_string())
             }
-            Self::Protobuf => protobuf::decode_commands(frame).map_err(|e| e.to_string()),
+            Self::Protobuf | Self::ProtobufUni => protobuf::decode_commands(frame).map_err(|e| e.to_string()),
         }
     }
 
@@ -60,6 +69,7 @@ impl Encoding {
                 ReplyBody::Connect(result) => json::encode_value(&UniConnect { connect: result }),
                 _ => json::encode_reply(reply),
             },
+            Self::ProtobufUni => protobuf::encode_uni(reply),
         }
     }
 
@@ -68,6 +78,8 @@ impl Encoding {
         Bytes::from_static(match self {
             Self::Json | Self::JsonUni => json::PING,
             Self::Protobuf => protobuf::PING,
+            // An empty `Push`.
+            Self::ProtobufUni => b"",
         })
     }
 

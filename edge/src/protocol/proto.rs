@@ -212,6 +212,9 @@ pub struct Push {
     pub message: Option<DataRequest>,
     #[prost(message, optional, tag = "9")]
     pub subscribe: Option<Subscribe>,
+    /// Unidirectional transports: the connect result.
+    #[prost(message, optional, tag = "10")]
+    pub connect: Option<ConnectResult>,
     #[prost(message, optional, tag = "11")]
     pub disconnect: Option<Disconnect>,
 }

@@ -35,6 +35,17 @@ pub fn encode_reply(reply: &Reply) -> Bytes {
 /// The server ping: an empty reply (length 0).
 pub const PING: &[u8] = &[0];
 
+/// A reply as a unidirectional gRPC client receives it: one `Push` (the connect result in
+/// `connect`), unprefixed. A unidirectional session sends no other replies.
+pub fn encode_uni(reply: &Reply) -> Bytes {
+    let push = match &reply.body {
+        ReplyBody::Push(p) => push_to(p),
+        ReplyBody::Connect(r) => proto::Push { connect: Some(connect_result_to(r)), ..Default::default() },
+        _ => proto::Push::default(),
+    };
+    Bytes::from(push.encode_to_vec())
+}
+
 fn payload(bytes: Vec<u8>) -> Result<Option<Payload>, DecodeError> {
     Ok((!bytes.is_empty()).then(|| Payload::from_bytes(Bytes::from(bytes))))
 }

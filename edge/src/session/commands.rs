@@ -210,8 +210,14 @@ impl Session {
         Ok((conn.handle.clone(), conn.info.clone()))
     }
 
+    /// A refused connect: an error reply; a unidirectional client, which can send nothing
+    /// more, is disconnected instead (3501 with the error's message).
     fn fail_connect(&mut self, id: u32, error: ErrorCode) -> Result<(), Disconnect> {
         self.state = State::Failed;
+        if self.encoding.is_uni() {
+            self.node.metrics.reply_errors.with_label_values(&["connect", &error.code.to_string()]).inc();
+            return Err(Disconnect { code: 3501, reason: error.message.to_string() });
+        }
         self.reply_error(id, "connect", error);
         Ok(())
     }

@@ -101,7 +101,7 @@ impl Session {
         let config = node.config();
         node.metrics.connections_accepted.with_label_values(&[transport.name]).inc();
         let mut timers = Timers::new(&config, Instant::now());
-        if transport.encoding == Encoding::JsonUni {
+        if transport.encoding.is_uni() {
             // Unidirectional clients cannot answer pings.
             timers.pong_timeout = std::time::Duration::ZERO;
         }

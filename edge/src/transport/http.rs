@@ -242,7 +242,7 @@ fn open(node: Arc<Node>, headers: &HeaderMap, connect: Bytes, framing: Framing, 
 }
 
 /// Closes the session when the response is dropped (the client went away).
-struct CloseOnDrop(Arc<Outbox>);
+pub(super) struct CloseOnDrop(pub(super) Arc<Outbox>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
@@ -279,7 +279,7 @@ async fn next_chunk(state: Option<StreamState>) -> Option<(Result<Bytes, Infalli
 }
 
 /// The session of a stream: the connect command first, then (bidirectional) posted frames.
-async fn run(
+pub(super) async fn run(
     node: Arc<Node>,
     mut session: Session,
     connect: Bytes,

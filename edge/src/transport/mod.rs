@@ -2,4 +2,5 @@
 
 pub mod http;
 pub mod origin;
+pub mod uni_grpc;
 pub mod websocket;

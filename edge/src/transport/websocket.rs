@@ -180,6 +180,8 @@ fn frames(encoding: Encoding, messages: Vec<Bytes>) -> Vec<Message> {
     };
     match encoding {
         Encoding::JsonUni => messages.into_iter().filter_map(text).collect(),
+        // Not served over WebSocket; one binary frame per push if it were.
+        Encoding::ProtobufUni => messages.into_iter().map(Message::Binary).collect(),
         Encoding::Protobuf => vec![Message::Binary(encoding.join(messages))],
         Encoding::Json => text(encoding.join(messages)).into_iter().collect(),
     }

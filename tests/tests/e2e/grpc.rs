@@ -22,14 +22,7 @@ where
     Req: prost::Message + Send + Sync + 'static,
     Resp: prost::Message + Default + Send + Sync + 'static,
 {
-    let addr = gyre.grpc_addr.as_ref().expect("gyre logged its gRPC address");
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect to the gRPC API");
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.expect("ready");
+    let mut grpc = gyre_tests::grpc_client(gyre.grpc_addr.as_ref()).await;
     let mut request = tonic::Request::new(req);
     if let Some(key) = key {
         request.metadata_mut().insert("authorization", format!("apikey {key}").parse().expect("metadata"));

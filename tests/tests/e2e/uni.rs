@@ -193,3 +193,66 @@ async fn uni_client_recovers_its_server_side_subscription_on_reconnect() {
         sub["publications"].as_array().expect("publications").iter().map(|p| p["data"].clone()).collect();
     assert_eq!(datas, [json!(0), json!(1)]);
 }
+
+/// Opens a `uni_grpc` stream (a tonic client, server-streaming `Consume`).
+async fn uni_grpc(
+    gyre: &Gyre,
+    connect: gyre_edge::protocol::proto::ConnectRequest,
+) -> tonic::Streaming<gyre_edge::protocol::proto::Push> {
+    let mut grpc = gyre_tests::grpc_client(gyre.uni_grpc_addr.as_ref()).await;
+    let path = http::uri::PathAndQuery::from_static("/centrifugal.centrifugo.unistream.CentrifugoUniStream/Consume");
+    let codec = tonic_prost::ProstCodec::<_, gyre_edge::protocol::proto::Push>::default();
+    grpc.server_streaming(tonic::Request::new(connect), path, codec).await.expect("Consume").into_inner()
+}
+
+async fn next_grpc_push(
+    stream: &mut tonic::Streaming<gyre_edge::protocol::proto::Push>,
+) -> Option<gyre_edge::protocol::proto::Push> {
+    tokio::time::timeout(WAIT, stream.message()).await.expect("a push within the wait").expect("stream")
+}
+
+#[tokio::test]
+async fn uni_grpc_streams_protobuf_pushes_and_recovers_from_the_request() {
+    use gyre_edge::protocol::proto;
+    let gyre = Gyre::start(json!({"uni_grpc": true, "uni_grpc_port": 0}));
+    let connect = |subs: std::collections::HashMap<String, proto::SubscribeRequest>| proto::ConnectRequest {
+        token: token("u7", json!({"channels": ["chat:ug"]})),
+        subs,
+        ..Default::default()
+    };
+    let mut stream = uni_grpc(&gyre, connect(Default::default())).await;
+    let first = next_grpc_push(&mut stream).await.expect("connect push");
+    let result = first.connect.expect("the connect result comes first");
+    assert!(!result.client.is_empty());
+    let epoch = result.subs["chat:ug"].epoch.clone();
+    gyre.api("publish", json!({"channel": "chat:ug", "data": {"n": 1}})).await;
+    let push = next_grpc_push(&mut stream).await.expect("publication");
+    assert_eq!(push.channel, "chat:ug");
+    let publication = push.publication.expect("pub");
+    assert_eq!((serde_json::from_slice::<Value>(&publication.data).unwrap(), publication.offset), (json!({"n": 1}), 1));
+    gyre.api("disconnect", json!({"user": "u7"})).await;
+    let last = next_grpc_push(&mut stream).await.expect("disconnect push");
+    assert_eq!(last.disconnect.map(|d| d.code), Some(3503));
+    assert!(next_grpc_push(&mut stream).await.is_none(), "the stream ends");
+
+    // Missed publications come back from the position in the request.
+    gyre.api("publish", json!({"channel": "chat:ug", "data": {"n": 2}})).await;
+    let since = proto::SubscribeRequest { recover: true, offset: 1, epoch, ..Default::default() };
+    let mut again = uni_grpc(&gyre, connect([("chat:ug".to_string(), since)].into())).await;
+    let sub = next_grpc_push(&mut again).await.and_then(|p| p.connect).expect("connect").subs["chat:ug"].clone();
+    assert!(sub.recovered, "{sub:?}");
+    let data: Vec<Value> = sub.publications.iter().map(|p| serde_json::from_slice(&p.data).unwrap()).collect();
+    assert_eq!(data, [json!({"n": 2})]);
+
+    // A bad token: a disconnect push and the end.
+    let bad = proto::ConnectRequest { token: "not-a-jwt".into(), ..Default::default() };
+    let mut refused = uni_grpc(&gyre, bad).await;
+    assert_eq!(next_grpc_push(&mut refused).await.and_then(|p| p.disconnect).map(|d| d.code), Some(3500));
+    assert!(next_grpc_push(&mut refused).await.is_none());
+    // An expired one: the connect fails (109), which ends a unidirectional stream at once.
+    let expired = gyre_edge::auth::mint_connection_token(gyre_tests::SECRET, "u7", Some(-10), json!({})).unwrap();
+    let mut ended = uni_grpc(&gyre, proto::ConnectRequest { token: expired, ..Default::default() }).await;
+    let last = next_grpc_push(&mut ended).await.and_then(|p| p.disconnect).expect("a disconnect push");
+    assert_eq!((last.code, last.reason.as_str()), (3501, "token expired"));
+    assert!(next_grpc_push(&mut ended).await.is_none());
+}
