@@ -242,6 +242,8 @@ pub struct Auth {
 #[x_kube(validation = Rule::new("self.client != self.internal").message("client and internal ports must differ"))]
 #[x_kube(validation = Rule::new("!has(self.grpc) || (self.grpc != self.client && self.grpc != self.internal)")
     .message("the grpc port must differ from the client and internal ports"))]
+#[x_kube(validation = Rule::new("!has(self.uniGrpc) || (self.uniGrpc != self.client && self.uniGrpc != self.internal && (!has(self.grpc) || self.uniGrpc != self.grpc))")
+    .message("the uniGrpc port must differ from the other ports"))]
 #[serde(rename_all = "camelCase")]
 pub struct Ports {
     /// WebSocket connections.
@@ -253,6 +255,10 @@ pub struct Ports {
     /// When set, the gRPC server API listens here (on the internal Service too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<i32>,
+    /// When set, the unidirectional gRPC client transport listens here (on the client Service
+    /// too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uni_grpc: Option<i32>,
 }
 
 fn client_port() -> i32 {
@@ -265,7 +271,7 @@ fn internal_port() -> i32 {
 
 impl Default for Ports {
     fn default() -> Self {
-        Self { client: client_port(), internal: internal_port(), grpc: None }
+        Self { client: client_port(), internal: internal_port(), grpc: None, uni_grpc: None }
     }
 }
 

@@ -25,6 +25,9 @@ const RESERVED: &[(&str, &str)] = &[
     ("grpc_api", "spec.ports.grpc"),
     ("grpc_api_port", "spec.ports.grpc"),
     ("grpc_api_address", "spec.ports"),
+    ("uni_grpc", "spec.ports.uniGrpc"),
+    ("uni_grpc_port", "spec.ports.uniGrpc"),
+    ("uni_grpc_address", "spec.ports"),
     ("nats_password", "spec.engine.nats.userSecretRef"),
     ("nats_user", "spec.engine.nats.userSecretRef"),
     ("nats_token", "spec.engine.nats.tokenSecretRef"),
@@ -79,6 +82,10 @@ pub fn render(cluster: &RealtimeCluster, namespaces: &[EdgeNamespace]) -> Result
     if let Some(port) = spec.ports.grpc {
         c.grpc_api = true;
         c.grpc_api_port = u16::try_from(port).map_err(|_| "spec.ports.grpc is not a port".to_string())?;
+    }
+    if let Some(port) = spec.ports.uni_grpc {
+        c.uni_grpc = true;
+        c.uni_grpc_port = u16::try_from(port).map_err(|_| "spec.ports.uniGrpc is not a port".to_string())?;
     }
     if let Some(nats) = spec.engine.nats.as_ref().filter(|_| spec.engine.kind == "nats") {
         c.engine = EngineKind::Nats;

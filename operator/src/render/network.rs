@@ -18,6 +18,11 @@ fn port(name: &str, port: i32) -> ServicePort {
     }
 }
 
+/// gRPC ports speak HTTP/2 without TLS.
+fn h2c(port: ServicePort) -> ServicePort {
+    ServicePort { app_protocol: Some("kubernetes.io/h2c".to_string()), ..port }
+}
+
 pub fn client_service(cluster: &RealtimeCluster, names: &Names) -> Service {
     let spec = &cluster.spec;
     let mut metadata = names.meta(cluster, names.edge());
@@ -29,7 +34,11 @@ pub fn client_service(cluster: &RealtimeCluster, names: &Names) -> Service {
         spec: Some(ServiceSpec {
             type_: Some(spec.service.kind.clone()),
             selector: Some(names.selector()),
-            ports: Some(vec![port("client", spec.ports.client)]),
+            ports: Some(
+                std::iter::once(port("client", spec.ports.client))
+                    .chain(spec.ports.uni_grpc.map(|p| h2c(port("uni-grpc", p))))
+                    .collect(),
+            ),
             ..Default::default()
         }),
         status: None,
@@ -44,11 +53,7 @@ pub fn internal_service(cluster: &RealtimeCluster, names: &Names) -> Service {
             selector: Some(names.selector()),
             ports: Some(
                 std::iter::once(port("internal", cluster.spec.ports.internal))
-                    // gRPC is HTTP/2 without TLS.
-                    .chain(cluster.spec.ports.grpc.map(|p| ServicePort {
-                        app_protocol: Some("kubernetes.io/h2c".to_string()),
-                        ..port("grpc", p)
-                    }))
+                    .chain(cluster.spec.ports.grpc.map(|p| h2c(port("grpc", p))))
                     .collect(),
             ),
             ..Default::default()

@@ -128,12 +128,16 @@ pub fn deployment(cluster: &RealtimeCluster, names: &Names, secrets: SecretWirin
                 },
             ]
             .into_iter()
-            .chain(spec.ports.grpc.map(|p| ContainerPort {
-                name: Some("grpc".to_string()),
-                container_port: p,
-                protocol: Some("TCP".to_string()),
-                ..Default::default()
-            }))
+            .chain([("grpc", spec.ports.grpc), ("uni-grpc", spec.ports.uni_grpc)].into_iter().filter_map(
+                |(name, p)| {
+                    p.map(|p| ContainerPort {
+                        name: Some(name.to_string()),
+                        container_port: p,
+                        protocol: Some("TCP".to_string()),
+                        ..Default::default()
+                    })
+                },
+            ))
             .collect(),
         ),
         env: (!secrets.env.is_empty()).then_some(secrets.env),

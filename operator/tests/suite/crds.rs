@@ -116,6 +116,8 @@ fn cluster_cel_rules() {
         &cluster(json!({"engine": nats, "ports": {"grpc": 9000}, "auth": {"grpcApiKeySecretRef": key}})),
         "grpc port must differ",
     );
+    cluster(json!({"engine": nats, "ports": {"uniGrpc": 11000}})).validate_cel().expect("valid uni gRPC");
+    fails(&cluster(json!({"engine": nats, "ports": {"uniGrpc": 8000}})), "uniGrpc port must differ");
 }
 
 fn namespace(spec: Value) -> Namespace {

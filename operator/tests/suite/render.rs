@@ -194,6 +194,22 @@ fn a_grpc_port_serves_the_grpc_api_with_its_key_from_a_secret() {
 }
 
 #[test]
+fn a_uni_grpc_port_serves_the_transport_on_the_client_service() {
+    let (mut cluster, ns) = example("chat-cluster.yaml");
+    cluster.spec.ports.uni_grpc = Some(11001);
+    let r = render::render(&cluster, &ns).expect("render");
+    let text = &r.config_map.data.as_ref().expect("data")["config.json"];
+    let config = gyre_edge::config::load_str(text, gyre_edge::config::Format::Json, "rendered").expect("edge config");
+    assert_eq!((config.uni_grpc, config.uni_grpc_port), (true, 11001));
+    let service = r.client_service.spec.as_ref().and_then(|s| s.ports.as_ref()).expect("ports");
+    let uni = service.iter().find(|p| p.name.as_deref() == Some("uni-grpc")).expect("uni-grpc service port");
+    assert_eq!((uni.port, uni.app_protocol.as_deref()), (11001, Some("kubernetes.io/h2c")));
+    let pod = r.deployment.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
+    let ports = pod.containers[0].ports.as_ref().expect("ports");
+    assert!(ports.iter().any(|p| p.name.as_deref() == Some("uni-grpc") && p.container_port == 11001));
+}
+
+#[test]
 fn a_namespace_the_cluster_cannot_serve_is_rejected_alone() {
     let (mut cluster, mut ns) = example("chat-cluster.yaml");
     ns[1].spec.options.proxy_subscribe = true;
