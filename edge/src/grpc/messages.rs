@@ -26,6 +26,7 @@ pub struct StreamPosition {
     pub epoch: String,
 }
 
+/// `BoolValue` and `SubscribeOptionOverride` are the same in the API and proxy protocols.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct BoolValue {
     #[prost(bool, tag = "1")]
@@ -405,20 +406,23 @@ fn payload_field(out: &mut Map<String, Value>, name: &str, bytes: &[u8], b64: &s
     }
 }
 
-fn bool_override(o: &SubscribeOptionOverride) -> Value {
-    let mut out = Map::new();
-    for (name, v) in [
-        ("presence", &o.presence),
-        ("join_leave", &o.join_leave),
-        ("force_recovery", &o.force_recovery),
-        ("force_positioning", &o.force_positioning),
-        ("force_push_join_leave", &o.force_push_join_leave),
-    ] {
-        if let Some(v) = v {
-            out.insert(name.into(), json!({"value": v.value}));
+impl SubscribeOptionOverride {
+    /// As the JSON API writes it: `{"presence": {"value": true}, …}` for the fields set.
+    pub fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        for (name, v) in [
+            ("presence", &self.presence),
+            ("join_leave", &self.join_leave),
+            ("force_recovery", &self.force_recovery),
+            ("force_positioning", &self.force_positioning),
+            ("force_push_join_leave", &self.force_push_join_leave),
+        ] {
+            if let Some(v) = v {
+                out.insert(name.into(), json!({"value": v.value}));
+            }
         }
+        Value::Object(out)
     }
-    Value::Object(out)
 }
 
 /// A request as the HTTP API's JSON params.
@@ -489,7 +493,7 @@ impl ToParams for SubscribeRequest {
             out.insert("recover_since".into(), json!({"offset": p.offset, "epoch": p.epoch}));
         }
         if let Some(o) = &self.r#override {
-            out.insert("override".into(), bool_override(o));
+            out.insert("override".into(), o.to_json());
         }
         Value::Object(out)
     }

@@ -9,6 +9,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use super::{Hook, ProxyError};
+pub use crate::grpc::messages::{BoolValue, SubscribeOptionOverride};
 
 const SERVICE: &str = "/centrifugal.centrifugo.proxy.CentrifugoProxy/";
 
@@ -125,26 +126,6 @@ pub struct RefreshRequest {
     pub user: String,
     #[prost(bytes = "vec", tag = "11")]
     pub meta: Vec<u8>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct BoolValue {
-    #[prost(bool, tag = "1")]
-    pub value: bool,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SubscribeOptionOverride {
-    #[prost(message, optional, tag = "1")]
-    pub presence: Option<BoolValue>,
-    #[prost(message, optional, tag = "2")]
-    pub join_leave: Option<BoolValue>,
-    #[prost(message, optional, tag = "3")]
-    pub force_recovery: Option<BoolValue>,
-    #[prost(message, optional, tag = "4")]
-    pub force_positioning: Option<BoolValue>,
-    #[prost(message, optional, tag = "5")]
-    pub force_push_join_leave: Option<BoolValue>,
 }
 
 /// `SubscribeOptions` of a connect result's `subs`.
@@ -293,23 +274,6 @@ fn put_bytes(out: &mut Map<String, Value>, key: &str, b: &[u8], b64: &str) {
     }
 }
 
-fn override_json(o: &Option<SubscribeOptionOverride>) -> Option<Value> {
-    let o = o.as_ref()?;
-    let mut out = Map::new();
-    for (name, v) in [
-        ("presence", &o.presence),
-        ("join_leave", &o.join_leave),
-        ("force_recovery", &o.force_recovery),
-        ("force_positioning", &o.force_positioning),
-        ("force_push_join_leave", &o.force_push_join_leave),
-    ] {
-        if let Some(v) = v {
-            out.insert(name.into(), json!({"value": v.value}));
-        }
-    }
-    Some(Value::Object(out))
-}
-
 /// The JSON envelope of an answer.
 fn envelope<R: prost::Message + Default + std::fmt::Debug>(
     resp: Response<R>,
@@ -345,8 +309,8 @@ fn connect_json(r: ConnectResult) -> Value {
             let mut s = Map::new();
             put_bytes(&mut s, "info", &o.info, &o.b64info);
             put_bytes(&mut s, "data", &o.data, &o.b64data);
-            if let Some(ov) = override_json(&o.r#override) {
-                s.insert("override".into(), ov);
+            if let Some(ov) = &o.r#override {
+                s.insert("override".into(), ov.to_json());
             }
             (channel, Value::Object(s))
         })
@@ -371,8 +335,8 @@ fn subscribe_json(r: SubscribeResult) -> Value {
     out.insert("expire_at".into(), r.expire_at.into());
     put_bytes(&mut out, "info", &r.info, &r.b64info);
     put_bytes(&mut out, "data", &r.data, &r.b64data);
-    if let Some(ov) = override_json(&r.r#override) {
-        out.insert("override".into(), ov);
+    if let Some(ov) = &r.r#override {
+        out.insert("override".into(), ov.to_json());
     }
     Value::Object(out)
 }
