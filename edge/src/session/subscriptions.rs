@@ -150,7 +150,13 @@ impl Session {
         result.recoverable = spec.recoverable;
         let (recovered, position) = match (&spec.recover, spec.recoverable) {
             (Some(since), true) if spec.options.force_recovery_mode == "cache" => {
-                let (latest, top) = self.node.history(&spec.channel, top(1)).await?;
+                // With a tags filter, the newest publication that passes (within the limit).
+                let look_back = if spec.filter.is_some() { config.client_recovery_max_publication_limit } else { 1 };
+                let (recent, top) = self.node.history(&spec.channel, top(look_back)).await?;
+                let latest: Vec<Publication> = match &spec.filter {
+                    Some(f) => recent.into_iter().find(|p| f.matches(&p.tags)).into_iter().collect(),
+                    None => recent,
+                };
                 if top.offset == since.offset && top.epoch == since.epoch {
                     (Some(Vec::new()), top)
                 } else if !latest.is_empty() {

@@ -135,3 +135,28 @@ async fn centrifuge_js_and_python_filter_with_their_own_helpers() {
         assert!(out.contains(": 1 passed, 0 failed"), "{out}");
     }
 }
+
+#[tokio::test]
+async fn cache_recovery_returns_the_newest_publication_that_passes() {
+    let mut config = base_config();
+    config["namespaces"].as_array_mut().unwrap().push(json!({
+        "name": "tfc", "allow_subscribe_for_client": true, "allow_tags_filter": true,
+        "history_size": 10, "history_ttl": "300s", "force_recovery": true, "force_recovery_mode": "cache",
+    }));
+    let gyre = Gyre::start_with(&config, &[]);
+    let (mut c, _) = gyre.connected("42").await;
+    let epoch = c.command(json!({"subscribe": {"channel": "tfc:q"}})).await["subscribe"]["epoch"].clone();
+    publish_quotes(&gyre, "tfc:q").await;
+    let (mut again, _) = gyre.connected("42").await;
+    let reply = again
+        .command(json!({"subscribe": {"channel": "tfc:q", "tf": apple_from_100(), "recover": true, "offset": 0,
+                                     "epoch": epoch}}))
+        .await;
+    let recovered: Vec<Value> = reply["subscribe"]["publications"]
+        .as_array()
+        .expect("publications")
+        .iter()
+        .map(|p| p["data"]["n"].clone())
+        .collect();
+    assert_eq!(recovered, [json!(4)], "the newest passing one, not the newest: {reply}");
+}
