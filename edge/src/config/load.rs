@@ -295,7 +295,11 @@ admin: {enabled: false, password: p, secret: q}
         assert_eq!(c.api_key, "env");
         assert_eq!(c.port, 9000);
         assert!(c.channel.presence);
-        let err = build(file, "f.json", env(&[("GYRE_PORT", "abc")]).into_iter()).unwrap_err();
+        let err = build(file.clone(), "f.json", env(&[("GYRE_PORT", "abc")]).into_iter()).unwrap_err();
         assert_eq!(err.issues[0].origin, "GYRE_PORT");
+        // Maps come as JSON (the operator passes proxy headers from a Secret this way).
+        let headers = env(&[("GYRE_PROXY_STATIC_HTTP_HEADERS", r#"{"Authorization":"Bearer t"}"#)]);
+        let c = build(file, "f.json", headers.into_iter()).unwrap();
+        assert_eq!(c.proxy_static_http_headers["Authorization"], "Bearer t");
     }
 }

@@ -236,6 +236,10 @@ pub struct Auth {
     /// Key for the gRPC server API (needed with `ports.grpc`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc_api_key_secret_ref: Option<SecretKeySelector>,
+    /// Headers the edges add to every backend proxy request, as a JSON object in the Secret
+    /// key (`{"Authorization": "Bearer …"}`): values that must not sit in the ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_static_headers_secret_ref: Option<SecretKeySelector>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -60,6 +60,7 @@ pub fn wiring(auth: &Auth, nats: Option<&NatsEngine>) -> SecretWiring {
         ("GYRE_TOKEN_ECDSA_PUBLIC_KEY", &auth.token_ecdsa_public_key_secret_ref),
         ("GYRE_API_KEY", &auth.api_key_secret_ref),
         ("GYRE_GRPC_API_KEY", &auth.grpc_api_key_secret_ref),
+        ("GYRE_PROXY_STATIC_HTTP_HEADERS", &auth.proxy_static_headers_secret_ref),
     ];
     for (name, selector) in env {
         if let Some(s) = selector {
@@ -97,6 +98,7 @@ pub fn referenced_secrets(auth: &Auth, nats: Option<&NatsEngine>) -> Vec<String>
         &auth.token_ecdsa_public_key_secret_ref,
         &auth.api_key_secret_ref,
         &auth.grpc_api_key_secret_ref,
+        &auth.proxy_static_headers_secret_ref,
     ]
     .into_iter()
     .flatten()

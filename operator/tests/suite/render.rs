@@ -194,6 +194,20 @@ fn a_grpc_port_serves_the_grpc_api_with_its_key_from_a_secret() {
 }
 
 #[test]
+fn proxy_headers_with_secrets_come_from_a_secret() {
+    let (mut cluster, ns) = example("chat-cluster.yaml");
+    cluster.spec.auth.proxy_static_headers_secret_ref =
+        Some(serde_json::from_value(serde_json::json!({"name": "backend", "key": "headers"})).expect("ref"));
+    let r = render::render(&cluster, &ns).expect("render");
+    let pod = r.deployment.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
+    let env = pod.containers[0].env.as_ref().expect("env");
+    let headers = env.iter().find(|e| e.name == "GYRE_PROXY_STATIC_HTTP_HEADERS").expect("the variable");
+    let selector = headers.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect("from a Secret");
+    assert_eq!((selector.name.as_str(), selector.key.as_str()), ("backend", "headers"));
+    assert!(r.secrets.contains(&"backend".to_string()), "{:?}", r.secrets);
+}
+
+#[test]
 fn a_uni_grpc_port_serves_the_transport_on_the_client_service() {
     let (mut cluster, ns) = example("chat-cluster.yaml");
     cluster.spec.ports.uni_grpc = Some(11001);
