@@ -353,3 +353,30 @@ async fn connect_proxy_serves_unidirectional_clients() {
     assert!(connect["connect"]["subs"].get("chat:u9").is_some(), "{connect}");
     assert_eq!(backend.seen("connect")[0].body["transport"], "uni_http_stream");
 }
+
+#[tokio::test]
+async fn connect_proxy_sees_http_streaming_clients_and_their_headers() {
+    let (backend, url) = Backend::start().await;
+    let gyre = start(&url, json!({"proxy_http_headers": ["Cookie"]}));
+    let connect = json!({"id": 1, "connect": {"data": {"user": "hs"}, "name": "js"}});
+    let mut resp = gyre
+        .http()
+        .post(format!("http://{}/connection/http_stream", gyre.addr))
+        .header("content-type", "application/json")
+        .header("cookie", "session=stream")
+        .body(connect.to_string())
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .expect("open");
+    let mut text = String::new();
+    while !text.contains('\n') {
+        let chunk = tokio::time::timeout(gyre_tests::ws::WAIT, resp.chunk()).await.expect("connect reply in time");
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("stream").expect("stream open")));
+    }
+    let reply: Value = serde_json::from_str(text.lines().next().unwrap_or_default()).expect("json");
+    assert_eq!(reply["connect"]["data"], json!({"welcome": true}), "{reply}");
+    let seen = &backend.seen("connect")[0];
+    assert_eq!((&seen.body["transport"], &seen.body["name"]), (&json!("http_stream"), &json!("js")));
+    assert_eq!(seen.headers["cookie"], "session=stream");
+}
