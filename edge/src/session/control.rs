@@ -21,6 +21,7 @@ impl Session {
                     return Err(Disconnect::expired());
                 }
                 let State::Connected(conn) = &mut self.state else { return Ok(()) };
+                let info_changed = info.is_some();
                 if let Some(info) = info {
                     conn.info.conn_info = Some(info);
                 }
@@ -32,6 +33,9 @@ impl Session {
                     conn.expires_at = Some(at);
                     let server_refresh = conn.server_refresh;
                     self.timers.expire = Some(self.expiry_deadline(at, server_refresh));
+                }
+                if info_changed {
+                    self.refresh_presence(None).await;
                 }
                 Ok(())
             }

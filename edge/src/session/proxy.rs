@@ -131,12 +131,14 @@ impl Session {
             proxies.call(Hook::Refresh, self.headers.as_deref(), &body, &self.node.metrics).await
         };
         let State::Connected(conn) = &mut self.state else { return Err(Disconnect::bad_request()) };
+        let mut info_changed = false;
         let until = match refreshed(answer) {
             Refreshed::Expired => return Err(Disconnect::expired()),
             Refreshed::Retry => unix_now() + REFRESH_RETRY_SECS,
             Refreshed::Until(at, mut result) => {
                 if let Ok(Some(info)) = result.info() {
                     conn.info.conn_info = Some(info);
+                    info_changed = true;
                 }
                 if let Some(meta) = result.meta.take() {
                     conn.meta = Some(meta);
@@ -146,6 +148,9 @@ impl Session {
         };
         conn.expires_at = Some(until);
         self.timers.expire = Some(self.expiry_deadline(until, true));
+        if info_changed {
+            self.refresh_presence(None).await;
+        }
         Ok(())
     }
 
@@ -166,6 +171,7 @@ impl Session {
                 sub.expires_at = Some(at);
                 if let Ok(Some(info)) = result.info() {
                     sub.chan_info = Some(info);
+                    self.refresh_presence(Some(channel)).await;
                 }
             }
         }

@@ -504,6 +504,19 @@ impl Session {
         Ok(())
     }
 
+    /// Writes presence again with the connection's current info (after a refresh changed it),
+    /// for one channel or (`None`) every subscription that keeps presence.
+    pub(super) async fn refresh_presence(&self, only: Option<&str>) {
+        let Ok(conn) = self.connected() else { return };
+        let pm = self.node.presence_manager();
+        for (channel, sub) in self.subs.iter().filter(|(c, s)| s.presence && only.is_none_or(|o| o == c.as_str())) {
+            let info = ClientInfo { chan_info: sub.chan_info.clone(), ..conn.info.clone() };
+            if let Err(err) = pm.add_presence(channel, info).await {
+                tracing::warn!(%err, channel, "presence not updated");
+            }
+        }
+    }
+
     /// Whether the connection is connected (for control messages arriving late).
     pub(super) fn is_connected(&self) -> bool {
         matches!(self.state, State::Connected(_))

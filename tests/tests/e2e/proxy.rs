@@ -210,10 +210,26 @@ async fn connect_proxy_authenticates_connections_without_a_token() {
 async fn refresh_proxy_prolongs_connections_on_the_server_until_it_says_expired() {
     let (backend, url) = Backend::start().await;
     let gyre = start(&url, json!({"proxy_include_connection_meta": true}));
-    let (mut c, reply) = connect_with(&gyre, json!({"data": {"user": "56", "ttl": 2}})).await;
+    let connect = json!({"data": {"user": "56", "ttl": 2, "channels": ["chat:rf"]}});
+    let (mut c, reply) = connect_with(&gyre, connect).await;
     let reply = reply.expect("connected");
     // The server refreshes, so the client is not told the connection expires.
     assert!(reply["connect"].get("expires").is_none() && reply["connect"].get("ttl").is_none(), "{reply}");
+    // The info of a refresh result replaces the connection's in presence.
+    let mut seen_refreshed = false;
+    for _ in 0..100 {
+        let (_, presence) = gyre.api("presence", json!({"channel": "chat:rf"})).await;
+        let infos: Vec<Value> = presence["result"]["presence"]
+            .as_object()
+            .map(|p| p.values().map(|e| e["conn_info"].clone()).collect())
+            .unwrap_or_default();
+        if infos == [json!({"refreshed": 1})] {
+            seen_refreshed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen_refreshed, "presence never showed the refreshed info");
     // Two refreshes prolong it; the third says expired: 3005.
     assert_eq!(c.closed().await.code, 3005);
     let seen = backend.seen("refresh");
