@@ -18,21 +18,36 @@ use crate::node::Node;
 use crate::protocol::Disconnect;
 
 /// Routes of the client listener.
-fn client_router() -> Router<Arc<Node>> {
+fn client_router(config: &Config) -> Router<Arc<Node>> {
     use crate::transport::{http, websocket};
-    Router::new()
-        .route("/connection/websocket", any(websocket::handler))
-        .route("/connection/http_stream", any(http::http_stream))
-        .route("/connection/sse", any(http::sse))
-        .route("/emulation", any(http::emulation))
-        .route("/connection/uni_websocket", any(websocket::uni_handler))
-        .route("/connection/uni_http_stream", any(http::uni_http_stream))
-        .route("/connection/uni_sse", any(http::uni_sse))
+    let mut r = Router::new();
+    if !config.websocket_disable {
+        r = r.route("/connection/websocket", any(websocket::handler));
+    }
+    if config.http_stream {
+        r = r.route("/connection/http_stream", any(http::http_stream));
+    }
+    if config.sse {
+        r = r.route("/connection/sse", any(http::sse));
+    }
+    if config.http_stream || config.sse {
+        r = r.route("/emulation", any(http::emulation));
+    }
+    if config.uni_websocket {
+        r = r.route("/connection/uni_websocket", any(websocket::uni_handler));
+    }
+    if config.uni_http_stream {
+        r = r.route("/connection/uni_http_stream", any(http::uni_http_stream));
+    }
+    if config.uni_sse {
+        r = r.route("/connection/uni_sse", any(http::uni_sse));
+    }
+    r
 }
 
 /// Routes of the internal listener: API, health, metrics.
 fn internal_router(config: &Config) -> Router<Arc<Node>> {
-    let mut r = crate::api::router();
+    let mut r = if config.api_disable { Router::new() } else { crate::api::router() };
     if config.health {
         r = r.route("/health", get(health)).route("/readyz", get(health)).route("/livez", get(live));
     }
@@ -76,8 +91,8 @@ fn bind_addr(address: &str, port: u16) -> String {
 /// SIGHUP reloads the config file (`path`).
 pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let shutdown_timeout = config.shutdown_timeout.0;
-    if config.admin {
-        tracing::warn!("`admin` is ignored: Gyre has no admin web UI (use the server API and /metrics)");
+    for what in config.ignored() {
+        tracing::warn!("ignored {what}");
     }
     let node = Node::new(config.clone()).await?;
     node.spawn_housekeeping();
@@ -93,7 +108,7 @@ pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Re
         None => None,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut client_routes = client_router();
+    let mut client_routes = client_router(&config);
     let mut tasks = Vec::new();
     match internal {
         Some(listener) => {

@@ -125,6 +125,36 @@ pub struct Config {
     pub health: bool,
     pub prometheus: bool,
 
+    /// Transports: Gyre serves every one unless switched off (Centrifugo needs the emulation and
+    /// unidirectional ones switched on, so its configs carry these keys).
+    pub websocket_disable: bool,
+    pub http_stream: bool,
+    pub sse: bool,
+    pub uni_websocket: bool,
+    pub uni_http_stream: bool,
+    pub uni_sse: bool,
+    /// Turns the server HTTP API off.
+    pub api_disable: bool,
+
+    /// Centrifugo tuning and tooling keys Gyre accepts without acting on them (`debug`,
+    /// `swagger`, `opentelemetry`, `graphite`, `websocket_compression` true are logged as
+    /// ignored); keys whose meaning Gyre cannot honour are refused when set (see validate).
+    pub client_concurrency: u64,
+    pub client_channel_position_check_delay: ConfigDuration,
+    pub client_channel_position_max_time_lag: ConfigDuration,
+    pub websocket_compression: bool,
+    pub debug: bool,
+    pub swagger: bool,
+    pub opentelemetry: bool,
+    pub graphite: bool,
+    /// v4: RPC goes to the RPC proxy (Gyre: whenever `proxy_rpc_endpoint` is set).
+    pub proxy_rpc: bool,
+    pub tls: bool,
+    pub log_file: String,
+    pub channel_private_prefix: String,
+    pub user_personal_single_connection: bool,
+    pub client_connect_include_server_time: bool,
+
     /// Centrifugo's admin web UI is not part of Gyre: the keys load (Centrifugo's `genconfig`
     /// writes them) and `admin: true` is logged as ignored.
     pub admin: bool,
@@ -237,6 +267,27 @@ impl Default for Config {
             config_watch_interval: ConfigDuration::secs(0),
             health: true,
             prometheus: true,
+            websocket_disable: false,
+            http_stream: true,
+            sse: true,
+            uni_websocket: true,
+            uni_http_stream: true,
+            uni_sse: true,
+            api_disable: false,
+            client_concurrency: 0,
+            client_channel_position_check_delay: ConfigDuration::secs(40),
+            client_channel_position_max_time_lag: ConfigDuration::secs(0),
+            websocket_compression: false,
+            debug: false,
+            swagger: false,
+            opentelemetry: false,
+            graphite: false,
+            proxy_rpc: false,
+            tls: false,
+            log_file: String::new(),
+            channel_private_prefix: "$".to_string(),
+            user_personal_single_connection: false,
+            client_connect_include_server_time: false,
             admin: false,
             admin_password: String::new(),
             admin_secret: String::new(),
@@ -390,6 +441,21 @@ impl<'de> Deserialize<'de> for Namespace {
 }
 
 impl Config {
+    /// Keys set to something Gyre does not act on, for a startup warning each.
+    pub fn ignored(&self) -> Vec<&'static str> {
+        [
+            (self.admin, "`admin`: Gyre has no admin web UI (use the server API and /metrics)"),
+            (self.debug, "`debug`: no pprof endpoints"),
+            (self.swagger, "`swagger`: no Swagger UI"),
+            (self.opentelemetry, "`opentelemetry`: no tracing export"),
+            (self.graphite, "`graphite`: use /metrics"),
+            (self.websocket_compression, "`websocket_compression`: WebSocket frames are not compressed"),
+        ]
+        .into_iter()
+        .filter_map(|(on, what)| on.then_some(what))
+        .collect()
+    }
+
     /// The options of a namespace by name (`""` = channels without a namespace).
     pub fn namespace(&self, name: &str) -> Option<&ChannelOptions> {
         if name.is_empty() {

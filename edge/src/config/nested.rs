@@ -25,6 +25,15 @@ const SECTIONS: &[&str] = &[
     "usage_stats",
     "grpc_api",
     "uni_grpc",
+    "http_stream",
+    "sse",
+    "uni_websocket",
+    "uni_http_stream",
+    "uni_sse",
+    "debug",
+    "swagger",
+    "opentelemetry",
+    "graphite",
 ];
 
 /// Leaves with a flat counterpart: (v6 path, flat key).
@@ -81,6 +90,26 @@ const LEAVES: &[(&str, &str)] = &[
     ("uni_grpc.enabled", "uni_grpc"),
     ("uni_grpc.address", "uni_grpc_address"),
     ("uni_grpc.port", "uni_grpc_port"),
+    ("websocket.disabled", "websocket_disable"),
+    ("websocket.compression", "websocket_compression"),
+    ("http_stream.enabled", "http_stream"),
+    ("sse.enabled", "sse"),
+    ("uni_websocket.enabled", "uni_websocket"),
+    ("uni_http_stream.enabled", "uni_http_stream"),
+    ("uni_sse.enabled", "uni_sse"),
+    ("http_api.disabled", "api_disable"),
+    ("client.concurrency", "client_concurrency"),
+    ("client.channel_position_check_delay", "client_channel_position_check_delay"),
+    ("client.channel_position_max_time_lag", "client_channel_position_max_time_lag"),
+    ("client.connect_include_server_time", "client_connect_include_server_time"),
+    ("client.subscribe_to_user_personal_channel.single_connection", "user_personal_single_connection"),
+    ("channel.private_prefix", "channel_private_prefix"),
+    ("debug.enabled", "debug"),
+    ("swagger.enabled", "swagger"),
+    ("opentelemetry.enabled", "opentelemetry"),
+    ("graphite.enabled", "graphite"),
+    ("log.file", "log_file"),
+    ("http_server.tls.enabled", "tls"),
 ];
 
 /// v6 proxy objects and the hook whose flat `proxy_<hook>_*` keys they set.
@@ -270,7 +299,8 @@ impl Flattened {
 
 /// Paths that only hold other keys.
 fn is_container(path: &str) -> bool {
-    ["client.token", "client.subscribe_to_user_personal_channel", "client.proxy", "channel.proxy"].contains(&path)
+    ["client.token", "client.subscribe_to_user_personal_channel", "client.proxy", "channel.proxy", "http_server.tls"]
+        .contains(&path)
 }
 
 #[cfg(test)]

@@ -58,6 +58,19 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             err(format!("proxy_static_http_headers.{name}"), "invalid header name or value".into());
         }
     }
+    // Centrifugo keys whose meaning Gyre cannot honour: refused rather than silently dropped.
+    let unsupported = [
+        ("tls", c.tls, "TLS is not served by Gyre: terminate it in front (ingress, load balancer)"),
+        ("log_file", !c.log_file.is_empty(), "Gyre logs to stderr only"),
+        ("channel_private_prefix", c.channel_private_prefix != "$", "only \"$\" is supported"),
+        ("user_personal_single_connection", c.user_personal_single_connection, "not supported"),
+        ("client_connect_include_server_time", c.client_connect_include_server_time, "not supported"),
+    ];
+    for (key, set, why) in unsupported {
+        if set {
+            err(key.into(), format!("{why}; remove the key or set it to its default"));
+        }
+    }
     if c.grpc_api && c.grpc_api_key.is_empty() && !c.api_insecure {
         err("grpc_api_key".into(), "the gRPC API needs a key (or api_insecure: true for development)".into());
     }

@@ -159,7 +159,7 @@ channel:
     assert!(reply["subscribe"].is_object(), "{reply}");
     assert_eq!(gyre.api("publish", json!({"channel": "chat:v6", "data": {"v": 6}})).await.0, 200);
     assert_eq!(c.next_push().await["pub"]["data"], json!({"v": 6}));
-    assert!(gyre.logs().contains("`admin` is ignored"), "{}", gyre.logs());
+    assert!(gyre.logs().contains("ignored `admin`"), "{}", gyre.logs());
 }
 
 #[test]
@@ -180,4 +180,42 @@ fn centrifugo_genconfig_files_load() {
     std::fs::write(dir.path().join("bad.json"), bad.to_string()).unwrap();
     let (ok, _, err) = run_cli(&["checkconfig", "bad.json"], dir.path());
     assert!(!ok && err.contains("bad.json: key `engine.type`: unknown variant `redis`"), "{err}");
+}
+
+#[tokio::test]
+async fn centrifugo_transport_and_tooling_keys_load_and_switch_things_off() {
+    let mut config = gyre_tests::base_config();
+    gyre_tests::merge(
+        &mut config,
+        json!({"http_stream": true, "sse": false, "uni_websocket": true, "uni_sse": true, "uni_http_stream": false,
+               "websocket_compression": true, "client_concurrency": 8, "debug": false, "swagger": false,
+               "proxy_rpc": false, "tls": false, "channel_private_prefix": "$",
+               "client_channel_position_check_delay": "40s"}),
+    );
+    let gyre = Gyre::start_with(&config, &[]);
+    let status = |path: &'static str| {
+        let url = format!("http://{}{path}", gyre.addr);
+        let http = gyre.http().clone();
+        async move { http.post(url).body("{}").send().await.expect("request").status().as_u16() }
+    };
+    assert_eq!(status("/connection/sse").await, 404, "sse: false");
+    assert_eq!(status("/connection/uni_http_stream").await, 404, "uni_http_stream: false");
+    assert_ne!(status("/connection/http_stream").await, 404);
+    assert!(gyre.connected("42").await.1["connect"]["client"].is_string(), "WebSocket still served");
+    assert!(gyre.logs().contains("ignored `websocket_compression`"), "{}", gyre.logs());
+
+    let mut no_api = gyre_tests::base_config();
+    no_api["api_disable"] = json!(true);
+    let quiet = Gyre::start_with(&no_api, &[]);
+    assert_eq!(quiet.api("info", json!({})).await.0, 404);
+
+    let dir = tempfile::tempdir().unwrap();
+    let refused = json!({"tls": true, "log_file": "gyre.log", "channel_private_prefix": "~",
+                         "user_personal_single_connection": true});
+    std::fs::write(dir.path().join("c.json"), refused.to_string()).unwrap();
+    let (ok, _, err) = run_cli(&["checkconfig", "c.json"], dir.path());
+    assert!(!ok, "{err}");
+    for key in ["tls", "log_file", "channel_private_prefix", "user_personal_single_connection"] {
+        assert!(err.contains(&format!("c.json: key `{key}`")), "{key}: {err}");
+    }
 }
