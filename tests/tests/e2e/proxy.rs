@@ -347,6 +347,16 @@ async fn centrifuge_python_works_through_the_proxies_over_json_and_protobuf() {
     }
 }
 
+/// The first JSON line of a streamed response (the connect reply or push).
+async fn first_line(resp: &mut reqwest::Response) -> Value {
+    let mut text = String::new();
+    while !text.contains('\n') {
+        let chunk = tokio::time::timeout(gyre_tests::ws::WAIT, resp.chunk()).await.expect("a line in time");
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("stream").expect("stream open")));
+    }
+    serde_json::from_str(text.lines().next().unwrap_or_default()).expect("json")
+}
+
 #[tokio::test]
 async fn connect_proxy_serves_unidirectional_clients() {
     let (backend, url) = Backend::start().await;
@@ -359,12 +369,7 @@ async fn connect_proxy_serves_unidirectional_clients() {
         .send()
         .await
         .expect("open");
-    let mut text = String::new();
-    while !text.contains('\n') {
-        let chunk = tokio::time::timeout(gyre_tests::ws::WAIT, resp.chunk()).await.expect("connect push in time");
-        text.push_str(&String::from_utf8_lossy(&chunk.expect("stream").expect("stream open")));
-    }
-    let connect: Value = serde_json::from_str(text.lines().next().unwrap_or_default()).expect("json");
+    let connect = first_line(&mut resp).await;
     assert_eq!(connect["connect"]["data"], json!({"welcome": true}), "{connect}");
     assert!(connect["connect"]["subs"].get("chat:u9").is_some(), "{connect}");
     assert_eq!(backend.seen("connect")[0].body["transport"], "uni_http_stream");
@@ -385,12 +390,7 @@ async fn connect_proxy_sees_http_streaming_clients_and_their_headers() {
         .send()
         .await
         .expect("open");
-    let mut text = String::new();
-    while !text.contains('\n') {
-        let chunk = tokio::time::timeout(gyre_tests::ws::WAIT, resp.chunk()).await.expect("connect reply in time");
-        text.push_str(&String::from_utf8_lossy(&chunk.expect("stream").expect("stream open")));
-    }
-    let reply: Value = serde_json::from_str(text.lines().next().unwrap_or_default()).expect("json");
+    let reply = first_line(&mut resp).await;
     assert_eq!(reply["connect"]["data"], json!({"welcome": true}), "{reply}");
     let seen = &backend.seen("connect")[0];
     assert_eq!((&seen.body["transport"], &seen.body["name"]), (&json!("http_stream"), &json!("js")));
