@@ -47,13 +47,8 @@ pub struct SubscribeOptionOverride {
     pub force_push_join_leave: Option<BoolValue>,
 }
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Disconnect {
-    #[prost(uint32, tag = "1")]
-    pub code: u32,
-    #[prost(string, tag = "2")]
-    pub reason: String,
-}
+/// The client protocol's `Disconnect` (same fields).
+pub use crate::protocol::proto::Disconnect;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PublishRequest {
@@ -395,7 +390,7 @@ fn json_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
 }
 
 /// Bytes holding JSON go as the HTTP API's `<name>`, other bytes as `b64<name>`.
-fn payload_field(out: &mut Map<String, Value>, name: &str, bytes: &[u8], b64: &str) {
+pub(crate) fn payload_field(out: &mut Map<String, Value>, name: &str, bytes: &[u8], b64: &str) {
     use base64::Engine;
     if !b64.is_empty() {
         out.insert(format!("b64{name}"), Value::String(b64.to_string()));

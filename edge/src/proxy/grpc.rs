@@ -9,27 +9,12 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use super::{Hook, ProxyError};
+use crate::grpc::messages::payload_field;
 pub use crate::grpc::messages::{BoolValue, SubscribeOptionOverride};
+/// `Error` and `Disconnect` are the client protocol's messages.
+pub use crate::protocol::proto::{Disconnect, Error};
 
 const SERVICE: &str = "/centrifugal.centrifugo.proxy.CentrifugoProxy/";
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Error {
-    #[prost(uint32, tag = "1")]
-    pub code: u32,
-    #[prost(string, tag = "2")]
-    pub message: String,
-    #[prost(bool, tag = "3")]
-    pub temporary: bool,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Disconnect {
-    #[prost(uint32, tag = "1")]
-    pub code: u32,
-    #[prost(string, tag = "2")]
-    pub reason: String,
-}
 
 // The requests after connect: the common fields (1–4), the caller (10), then each hook's own
 // fields at their numbers in `proxy.proto`.
@@ -263,17 +248,6 @@ pub struct ConnectRequest {
     pub channels: Vec<String>,
 }
 
-/// Bytes as the JSON API has them: `<key>` when they hold JSON, else `b64<key>`.
-fn put_bytes(out: &mut Map<String, Value>, key: &str, b: &[u8], b64: &str) {
-    if !b64.is_empty() {
-        out.insert(format!("b64{key}"), b64.into());
-    } else if let Ok(value) = serde_json::from_slice::<Value>(b) {
-        out.insert(key.into(), value);
-    } else if !b.is_empty() {
-        out.insert(format!("b64{key}"), base64::engine::general_purpose::STANDARD.encode(b).into());
-    }
-}
-
 /// The JSON envelope of an answer.
 fn envelope<R: prost::Message + Default + std::fmt::Debug>(
     resp: Response<R>,
@@ -297,8 +271,8 @@ fn connect_json(r: ConnectResult) -> Value {
     out.insert("user".into(), r.user.into());
     out.insert("expire_at".into(), r.expire_at.into());
     out.insert("channels".into(), r.channels.into());
-    put_bytes(&mut out, "info", &r.info, &r.b64info);
-    put_bytes(&mut out, "data", &r.data, &r.b64data);
+    payload_field(&mut out, "info", &r.info, &r.b64info);
+    payload_field(&mut out, "data", &r.data, &r.b64data);
     if let Ok(meta) = serde_json::from_slice::<Value>(&r.meta) {
         out.insert("meta".into(), meta);
     }
@@ -307,8 +281,8 @@ fn connect_json(r: ConnectResult) -> Value {
         .into_iter()
         .map(|(channel, o)| {
             let mut s = Map::new();
-            put_bytes(&mut s, "info", &o.info, &o.b64info);
-            put_bytes(&mut s, "data", &o.data, &o.b64data);
+            payload_field(&mut s, "info", &o.info, &o.b64info);
+            payload_field(&mut s, "data", &o.data, &o.b64data);
             if let Some(ov) = &o.r#override {
                 s.insert("override".into(), ov.to_json());
             }
@@ -323,7 +297,7 @@ fn refresh_json(r: RefreshResult) -> Value {
     let mut out = Map::new();
     out.insert("expired".into(), r.expired.into());
     out.insert("expire_at".into(), r.expire_at.into());
-    put_bytes(&mut out, "info", &r.info, &r.b64info);
+    payload_field(&mut out, "info", &r.info, &r.b64info);
     if let Ok(meta) = serde_json::from_slice::<Value>(&r.meta) {
         out.insert("meta".into(), meta);
     }
@@ -333,8 +307,8 @@ fn refresh_json(r: RefreshResult) -> Value {
 fn subscribe_json(r: SubscribeResult) -> Value {
     let mut out = Map::new();
     out.insert("expire_at".into(), r.expire_at.into());
-    put_bytes(&mut out, "info", &r.info, &r.b64info);
-    put_bytes(&mut out, "data", &r.data, &r.b64data);
+    payload_field(&mut out, "info", &r.info, &r.b64info);
+    payload_field(&mut out, "data", &r.data, &r.b64data);
     if let Some(ov) = &r.r#override {
         out.insert("override".into(), ov.to_json());
     }
@@ -344,13 +318,13 @@ fn subscribe_json(r: SubscribeResult) -> Value {
 fn publish_json(r: PublishResult) -> Value {
     let mut out = Map::new();
     out.insert("skip_history".into(), r.skip_history.into());
-    put_bytes(&mut out, "data", &r.data, &r.b64data);
+    payload_field(&mut out, "data", &r.data, &r.b64data);
     Value::Object(out)
 }
 
 fn rpc_json(r: RpcResult) -> Value {
     let mut out = Map::new();
-    put_bytes(&mut out, "data", &r.data, &r.b64data);
+    payload_field(&mut out, "data", &r.data, &r.b64data);
     Value::Object(out)
 }
 

@@ -215,7 +215,7 @@ impl Session {
     fn fail_connect(&mut self, id: u32, error: ErrorCode) -> Result<(), Disconnect> {
         self.state = State::Failed;
         if self.encoding.is_uni() {
-            self.node.metrics.reply_errors.with_label_values(&["connect", &error.code.to_string()]).inc();
+            self.count_error("connect", &error);
             return Err(Disconnect { code: 3501, reason: error.message.to_string() });
         }
         self.reply_error(id, "connect", error);

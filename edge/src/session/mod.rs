@@ -187,8 +187,13 @@ impl Session {
     }
 
     fn reply_error(&self, id: u32, method: &str, error: ErrorCode) {
-        self.node.metrics.reply_errors.with_label_values(&[method, &error.code.to_string()]).inc();
+        self.count_error(method, &error);
         self.send_reply(&Reply::error(id, error));
+    }
+
+    /// Counts an error answer to a command (`gyre_client_num_reply_errors_total`).
+    fn count_error(&self, method: &str, error: &ErrorCode) {
+        self.node.metrics.reply_errors.with_label_values(&[method, &error.code.to_string()]).inc();
     }
 
     fn send_raw(&self, bytes: Bytes) {
