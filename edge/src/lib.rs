@@ -11,6 +11,8 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod grpc;
+pub mod limit;
+pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod node;

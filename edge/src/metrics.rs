@@ -1,6 +1,8 @@
 //! Prometheus metrics of one node (`gyre_*`), served on `/metrics`.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// Every metric the node exports; cheap to update from hot paths (atomics).
 pub struct Metrics {
@@ -21,6 +23,9 @@ pub struct Metrics {
     pub recover: IntCounterVec,
     pub proxy_duration: HistogramVec,
     pub proxy_errors: IntCounterVec,
+    pub listener_refused: IntCounterVec,
+    pub listener_open: IntGaugeVec,
+    pub body_refused: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -110,6 +115,23 @@ impl Metrics {
                 "proxy_errors_total",
                 "Backend proxy requests that failed (transport, HTTP status, bad answer) by hook",
                 &["type"],
+            )?,
+            listener_refused: counter(
+                &registry,
+                "listener_refused_total",
+                "Connections refused or closed by a listener's limits (connection_limit, ip_rate_limit, header_timeout, …)",
+                &["listener", "reason"],
+            )?,
+            listener_open: {
+                let g = IntGaugeVec::new(Opts::new("listener_open_connections", "Open sockets by listener").namespace("gyre"), &["listener"])?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            body_refused: counter(
+                &registry,
+                "http_body_refused_total",
+                "Request bodies refused while reading (body_too_large, body_timeout, body_broken) by endpoint",
+                &["endpoint", "reason"],
             )?,
             proxy_duration,
             api_commands,

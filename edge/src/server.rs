@@ -14,11 +14,38 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::listener::{self, Protocol, Spec};
 use crate::node::Node;
 use crate::protocol::Disconnect;
 
+/// Centrifugo's connection middleware: before a connection endpoint does any work, 503 while
+/// the node is at `client_connection_limit` or over `client_connection_rate_limit`.
+async fn connection_gate(
+    State(node): State<Arc<Node>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let config = node.config();
+    let limit = config.client_connection_limit;
+    let refusal = if limit > 0 && node.hub.slots_held() >= limit {
+        Some("connection_limit")
+    } else if !node.take_connection_token(config.client_connection_rate_limit) {
+        Some("connection_rate_limit")
+    } else {
+        None
+    };
+    match refusal {
+        Some(reason) => {
+            node.metrics.listener_refused.with_label_values(&["client", reason]).inc();
+            let body = serde_json::json!({"error": "the node takes no more connections now; retry later"});
+            crate::listener::body::json_error(StatusCode::SERVICE_UNAVAILABLE, body)
+        }
+        None => next.run(request).await,
+    }
+}
+
 /// Routes of the client listener.
-fn client_router(config: &Config) -> Router<Arc<Node>> {
+fn client_router(config: &Config, node: &Arc<Node>) -> Router<Arc<Node>> {
     use crate::transport::{http, websocket};
     let mut r = Router::new();
     if !config.websocket_disable {
@@ -30,9 +57,6 @@ fn client_router(config: &Config) -> Router<Arc<Node>> {
     if config.sse {
         r = r.route("/connection/sse", any(http::sse));
     }
-    if config.http_stream || config.sse {
-        r = r.route("/emulation", any(http::emulation));
-    }
     if config.uni_websocket {
         r = r.route("/connection/uni_websocket", any(websocket::uni_handler));
     }
@@ -41,6 +65,11 @@ fn client_router(config: &Config) -> Router<Arc<Node>> {
     }
     if config.uni_sse {
         r = r.route("/connection/uni_sse", any(http::uni_sse));
+    }
+    r = r.route_layer(axum::middleware::from_fn_with_state(node.clone(), connection_gate));
+    // Emulation POSTs carry commands of existing connections: not gated.
+    if config.http_stream || config.sse {
+        r = r.route("/emulation", any(http::emulation));
     }
     r
 }
@@ -108,31 +137,58 @@ pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Re
         None => None,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut client_routes = client_router(&config);
+    let shared = listener::Shared::new(&config, &node.metrics);
+    let mut client_routes = client_router(&config, &node);
     let mut tasks = Vec::new();
+    let mut spawn = |socket: TcpListener, spec: Spec, service| {
+        tasks.push(tokio::spawn(listener::serve(
+            socket,
+            spec,
+            shared.clone(),
+            service,
+            stop_rx.clone(),
+            LISTENER_DRAIN,
+        )));
+    };
     match internal {
-        Some(listener) => {
-            tracing::info!(addr = %listener.local_addr()?, "internal listener (api, metrics, health)");
+        Some(socket) => {
+            tracing::info!(addr = %socket.local_addr()?, "internal listener (api, metrics, health)");
             let app = internal_router(&config).with_state(node.clone());
-            tasks.push(tokio::spawn(serve(listener, app, stop_rx.clone())));
+            spawn(socket, Spec::internal("internal", Protocol::Http1, &config), app);
         }
         None => client_routes = client_routes.merge(internal_router(&config)),
     }
+    let mut grpc_tasks = Vec::new();
     if config.grpc_api {
-        let (node, stop) = (node.clone(), stop_rx.clone());
-        let (address, port) = (&config.grpc_api_address, config.grpc_api_port);
-        let serve = |l| crate::grpc::serve(l, crate::grpc::Api::new(node), stop);
-        tasks.push(serve_extra(address, port, "grpc_api_port", "grpc api", serve).await?);
+        let socket = bind(&config.grpc_api_address, config.grpc_api_port, "grpc_api_port", "grpc api").await?;
+        let service = crate::grpc::service(crate::grpc::Api::new(node.clone()));
+        let spec = Spec::internal("grpc_api", Protocol::Http2, &config);
+        grpc_tasks.push(tokio::spawn(listener::serve(
+            socket,
+            spec,
+            shared.clone(),
+            service,
+            stop_rx.clone(),
+            LISTENER_DRAIN,
+        )));
     }
     if config.uni_grpc {
-        let (node, stop) = (node.clone(), stop_rx.clone());
-        let (address, port) = (&config.uni_grpc_address, config.uni_grpc_port);
-        let serve = |l| crate::grpc::serve(l, crate::transport::uni_grpc::UniStream::new(node), stop);
-        tasks.push(serve_extra(address, port, "uni_grpc_port", "uni grpc", serve).await?);
+        let socket = bind(&config.uni_grpc_address, config.uni_grpc_port, "uni_grpc_port", "uni grpc").await?;
+        let service = crate::grpc::service(crate::transport::uni_grpc::UniStream::new(node.clone()));
+        let spec = Spec::client("uni_grpc", Protocol::Http2, &config);
+        grpc_tasks.push(tokio::spawn(listener::serve(
+            socket,
+            spec,
+            shared.clone(),
+            service,
+            stop_rx.clone(),
+            LISTENER_DRAIN,
+        )));
     }
     tracing::info!(addr = %client.local_addr()?, node = %node.name, "gyre listening");
     let app = client_routes.with_state(node.clone());
-    tasks.push(tokio::spawn(serve(client, app, stop_rx)));
+    spawn(client, Spec::client("client", Protocol::Http1, &config), app);
+    tasks.extend(grpc_tasks);
 
     spawn_reload_on_sighup(node.clone(), path.clone());
     if let Some(path) = path.filter(|_| !config.config_watch_interval.is_zero()) {
@@ -150,41 +206,17 @@ pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Re
     Ok(())
 }
 
-/// Binds one of the gRPC listeners (`key` names its port setting) and serves it in a task;
-/// logs "<what> listening" with the address.
-async fn serve_extra<F, Fut>(
-    address: &str,
-    port: u16,
-    key: &str,
-    what: &'static str,
-    serve: F,
-) -> anyhow::Result<tokio::task::JoinHandle<()>>
-where
-    F: FnOnce(TcpListener) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let listener = TcpListener::bind(bind_addr(address, port))
+/// Binds one of the gRPC listeners (`key` names its port setting); logs "<what> listening".
+async fn bind(address: &str, port: u16, key: &str, what: &'static str) -> anyhow::Result<TcpListener> {
+    let socket = TcpListener::bind(bind_addr(address, port))
         .await
         .with_context(|| format!("cannot listen on port {port} (key `{key}`)"))?;
-    tracing::info!(addr = %listener.local_addr()?, "{what} listening");
-    let task = serve(listener);
-    Ok(tokio::spawn(async move {
-        if let Err(err) = task.await {
-            tracing::error!(%err, "{what} stopped");
-        }
-    }))
+    tracing::info!(addr = %socket.local_addr()?, "{what} listening");
+    Ok(socket)
 }
 
-async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
-    if let Err(err) = result {
-        tracing::error!(%err, "listener failed");
-    }
-}
+/// How long a listener waits for its open connections to finish after shutdown began.
+const LISTENER_DRAIN: Duration = Duration::from_secs(5);
 
 /// How often the drain disconnects its next batch of clients.
 const DRAIN_STEP: Duration = Duration::from_millis(100);

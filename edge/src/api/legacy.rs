@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -39,10 +39,14 @@ const NUMBERED: &[(u64, &str)] = &[
     (12, "refresh"),
 ];
 
-pub async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+pub async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, uri: Uri, body: Body) -> Response {
     if !auth::authorized(&node.config(), &headers, &uri) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
+    let body = match super::read_body(&node, &headers, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let Ok(text) = std::str::from_utf8(&body) else {
         return (StatusCode::BAD_REQUEST, "Bad Request").into_response();
     };

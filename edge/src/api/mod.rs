@@ -9,7 +9,7 @@ pub use methods::{execute, ApiError};
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +23,15 @@ pub fn router() -> Router<Arc<Node>> {
     Router::new().route("/api", post(legacy::handler)).route("/api/{method}", post(method_handler))
 }
 
+/// The request body, read under `api_max_request_body_size` and `http_body_timeout`.
+async fn read_body(node: &Node, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let config = node.config();
+    let (limit, timeout) = (config.api_max_request_body_size, config.http_body_timeout.0);
+    crate::listener::body::read(headers, body, limit, timeout, "api", &node.metrics)
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
 fn json_response(body: Vec<u8>) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -32,7 +41,7 @@ async fn method_handler(
     Path(method): Path<String>,
     headers: HeaderMap,
     uri: Uri,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if !auth::authorized(&node.config(), &headers, &uri) {
         return StatusCode::UNAUTHORIZED.into_response();
@@ -40,6 +49,10 @@ async fn method_handler(
     if !methods::is_known(&method) {
         return (StatusCode::NOT_FOUND, "404 page not found").into_response();
     }
+    let body = match read_body(&node, &headers, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let params = match std::str::from_utf8(&body) {
         Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => text,
         _ => return (StatusCode::BAD_REQUEST, "Bad Request").into_response(),

@@ -99,8 +99,44 @@ pub struct Config {
     pub client_channel_limit: usize,
     /// Bytes queued for one connection before it is disconnected as slow (3008).
     pub client_queue_max_size: usize,
+    /// Connections one user may hold on this node (3504 beyond; 0 = no limit).
     pub client_user_connection_limit: usize,
+    /// Connections this node serves (503 before the upgrade beyond; 0 = no limit).
     pub client_connection_limit: usize,
+    /// New connections per second on this node, all sources together (503 beyond; 0 = off).
+    pub client_connection_rate_limit: u32,
+    /// New TCP connections per second from one source IP on every listener (0 = off).
+    pub client_connection_ip_rate_limit: u32,
+    /// Commands per second one connection may send (error 111 beyond; 0 = no limit).
+    pub client_command_rate_limit: u32,
+    /// Commands a connection may send at once above its rate (0 = one second's worth); a
+    /// connection that keeps sending after this many refusals in a row is disconnected (3013).
+    pub client_command_rate_burst: u32,
+    /// Sources the per-IP limits never apply to (addresses or networks): proxies and load
+    /// balancers in front of Gyre, whose address every client shares.
+    pub ip_rate_limit_exempt: Vec<String>,
+    /// Emulation POSTs per second from one source IP (429 beyond; 0 = off).
+    pub emulation_ip_rate_limit: u32,
+    pub emulation_max_request_body_size: usize,
+    /// Connect request sizes of the HTTP transports.
+    pub http_stream_max_request_body_size: usize,
+    pub sse_max_request_body_size: usize,
+    pub uni_http_stream_max_request_body_size: usize,
+    pub uni_sse_max_request_body_size: usize,
+    /// Largest server API request body (413 beyond).
+    pub api_max_request_body_size: usize,
+    /// Largest gRPC API request message (RESOURCE_EXHAUSTED beyond).
+    pub grpc_api_max_receive_message_size: usize,
+    /// Open sockets on each client-facing listener (client port, uni gRPC port); 0 = 90% of
+    /// the process's open-file limit.
+    pub max_connections: usize,
+    /// Open sockets on each internal listener (internal port, gRPC API port).
+    pub internal_max_connections: usize,
+    /// Time to send a request's header (HTTP) or connection preface (gRPC), counted from when
+    /// the server starts waiting for it: so also the idle limit of a kept-alive connection.
+    pub http_header_timeout: ConfigDuration,
+    /// Time to send a whole request body.
+    pub http_body_timeout: ConfigDuration,
     pub client_stale_close_delay: ConfigDuration,
     pub client_expired_close_delay: ConfigDuration,
     pub client_expired_sub_close_delay: ConfigDuration,
@@ -249,6 +285,23 @@ impl Default for Config {
             client_queue_max_size: 1 << 20,
             client_user_connection_limit: 0,
             client_connection_limit: 0,
+            client_connection_rate_limit: 0,
+            client_connection_ip_rate_limit: 100,
+            client_command_rate_limit: 0,
+            client_command_rate_burst: 0,
+            ip_rate_limit_exempt: Vec::new(),
+            emulation_ip_rate_limit: 200,
+            emulation_max_request_body_size: 64 * 1024,
+            http_stream_max_request_body_size: 64 * 1024,
+            sse_max_request_body_size: 64 * 1024,
+            uni_http_stream_max_request_body_size: 64 * 1024,
+            uni_sse_max_request_body_size: 64 * 1024,
+            api_max_request_body_size: 2 << 20,
+            grpc_api_max_receive_message_size: 4 << 20,
+            max_connections: 0,
+            internal_max_connections: 1024,
+            http_header_timeout: ConfigDuration::secs(10),
+            http_body_timeout: ConfigDuration::secs(30),
             client_stale_close_delay: ConfigDuration::secs(10),
             client_expired_close_delay: ConfigDuration::secs(25),
             client_expired_sub_close_delay: ConfigDuration::secs(25),

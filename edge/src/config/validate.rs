@@ -17,6 +17,19 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             format!("must be less than ping_interval ({:?} >= {:?})", c.pong_timeout.0, c.ping_interval.0),
         );
     }
+    for (i, network) in c.ip_rate_limit_exempt.iter().enumerate() {
+        if let Err(e) = crate::limit::parse_network(network) {
+            err(format!("ip_rate_limit_exempt[{i}]"), e);
+        }
+    }
+    for (key, d) in [("http_header_timeout", c.http_header_timeout.0), ("http_body_timeout", c.http_body_timeout.0)] {
+        if d.is_zero() {
+            err(key.into(), "must be more than 0: a listener without this deadline can be held open forever".into());
+        }
+    }
+    if c.internal_max_connections == 0 {
+        err("internal_max_connections".into(), "must be at least 1".into());
+    }
     if let Err(e) = crate::auth::rsa_key(&c.token_rsa_public_key) {
         err("token_rsa_public_key".into(), format!("invalid RSA public key PEM: {e}"));
     }

@@ -226,6 +226,14 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
+    async fn send_to_node(&self, node: &str, command: &UserCommand) -> Result<(), EngineError> {
+        if node != self.handler.node_info().uid {
+            return Err(EngineError::Unavailable(format!("no node {node:?} in a memory engine")));
+        }
+        self.handler.handle_command(command);
+        Ok(())
+    }
+
     async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
         Ok(vec![self.handler.node_info()])
     }

@@ -97,6 +97,8 @@ pub trait Broker: Send + Sync {
     async fn remove_history(&self, channel: &str) -> Result<(), EngineError>;
     /// Delivers a user command to every node (this one included).
     async fn publish_command(&self, command: &UserCommand) -> Result<(), EngineError>;
+    /// Delivers a command to the one node with this id (on its own subject, never to others).
+    async fn send_to_node(&self, node: &str, command: &UserCommand) -> Result<(), EngineError>;
     /// Every live node.
     async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError>;
     /// Channels with subscribers on any node, with their subscriber counts.

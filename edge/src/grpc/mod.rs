@@ -54,19 +54,9 @@ impl<H: Handler> tower::Service<http::Request<Body>> for Served<H> {
     }
 }
 
-/// Serves `handler` on `listener` until `stop` turns true.
-pub async fn serve<H: Handler>(
-    listener: tokio::net::TcpListener,
-    handler: H,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    tonic::transport::Server::builder()
-        .add_service(Served(handler))
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await?;
-    Ok(())
+/// `handler` as the HTTP/2 service a listener serves (see [`crate::listener`]).
+pub fn service<H: Handler>(handler: H) -> tonic::service::Routes {
+    tonic::service::Routes::new(Served(handler)).prepare()
 }
 
 /// The server API service: routes `/<SERVICE>/<Method>` to the API method.
@@ -115,6 +105,12 @@ where
     Req: prost::Message + Default + ToParams + Send + 'static,
     Resp: Response + Send,
 {
+    let config = node.config();
+    let limit = config.grpc_api_max_receive_message_size;
+    let req = match bounded(req, limit, config.http_body_timeout.0).await {
+        Ok(req) => req,
+        Err(status) => return status.into_http(),
+    };
     let service = tower::service_fn(move |request: tonic::Request<Req>| {
         let node = node.clone();
         async move {
@@ -123,7 +119,31 @@ where
             Ok::<_, Status>(tonic::Response::new(answer::<Resp>(&node, method, &params).await))
         }
     });
-    tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default()).unary(service, req).await
+    tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default())
+        .max_decoding_message_size(limit)
+        .unary(service, req)
+        .await
+}
+
+/// The request with its body read whole: one message of at most `limit` bytes (plus gRPC's
+/// 5-byte frame header) within `timeout`; `RESOURCE_EXHAUSTED` when larger.
+async fn bounded(
+    req: http::Request<Body>,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<http::Request<Body>, Status> {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, limit.saturating_add(5));
+    let bytes = match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(err)) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(Status::resource_exhausted(format!("request message larger than {limit} bytes")));
+        }
+        Ok(Err(err)) => return Err(Status::invalid_argument(format!("request body could not be read: {err}"))),
+        Err(_) => return Err(Status::deadline_exceeded("request body not received in time")),
+    };
+    Ok(http::Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes))))
 }
 
 /// The API method's JSON answer as the response message.

@@ -126,7 +126,23 @@ pub struct Hub {
     hasher: RandomState,
     num_clients: AtomicUsize,
     num_subs: AtomicUsize,
+    /// Connections holding a [`Slot`]: connecting or connected (`client_connection_limit`).
+    slots: AtomicUsize,
 }
+
+/// A place under `client_connection_limit`, held from the start of a connect until the
+/// session ends; taken atomically, so concurrent connects never exceed the limit.
+pub struct Slot(Arc<Hub>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.slots.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why a client was not added.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UserLimitReached;
 
 /// Result of adding a subscriber.
 pub enum Added {
@@ -210,6 +226,7 @@ impl Default for Hub {
             hasher: RandomState::new(),
             num_clients: AtomicUsize::new(0),
             num_subs: AtomicUsize::new(0),
+            slots: AtomicUsize::new(0),
         }
     }
 }
@@ -221,11 +238,36 @@ impl Hub {
 
     /// Registers a connected client; returns how many connections its user now has.
     pub fn add_client(&self, client: Arc<ClientHandle>) -> usize {
+        self.try_add_client(client, 0).unwrap_or(0)
+    }
+
+    /// Adds a client unless its user already has `user_limit` connections here (0 = no
+    /// limit; anonymous connections are not limited). Checked and added under one lock.
+    pub fn try_add_client(&self, client: Arc<ClientHandle>, user_limit: usize) -> Result<usize, UserLimitReached> {
         let mut users = self.users[self.shard_of(&client.user)].write();
         let conns = users.entry(client.user.clone()).or_default();
+        if user_limit > 0 && !client.user.is_empty() && conns.len() >= user_limit {
+            if conns.is_empty() {
+                users.remove(&client.user);
+            }
+            return Err(UserLimitReached);
+        }
         conns.insert(client.id.clone(), client);
         self.num_clients.fetch_add(1, Ordering::Relaxed);
-        conns.len()
+        Ok(conns.len())
+    }
+
+    /// Takes a connection slot when fewer than `limit` are held.
+    pub fn reserve_slot(self: &Arc<Self>, limit: usize) -> Option<Slot> {
+        self.slots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| (held < limit).then_some(held + 1))
+            .ok()
+            .map(|_| Slot(self.clone()))
+    }
+
+    /// Slots held now (connecting and connected clients under a connection limit).
+    pub fn slots_held(&self) -> usize {
+        self.slots.load(Ordering::Acquire)
     }
 
     /// Registers an emulated connection's command channel under its session id.

@@ -46,6 +46,10 @@ pub struct Node {
     presence: Arc<dyn PresenceManager>,
     memory_broker: Option<Arc<MemoryBroker>>,
     pub metrics: Metrics,
+    /// `client_connection_rate_limit`: new connections per second on this node.
+    connection_bucket: parking_lot::Mutex<crate::limit::TokenBucket>,
+    /// Per-IP limit of `/emulation` POSTs.
+    pub emulation_limiter: crate::limit::KeyedLimiter,
     shutting_down: AtomicBool,
 }
 
@@ -109,6 +113,7 @@ impl Node {
     /// Builds a node with the engine named in the config.
     pub async fn new(config: Config) -> anyhow::Result<Arc<Self>> {
         let metrics = Metrics::new(VERSION)?;
+        let config_for_limits = config.clone();
         let hub = Arc::new(Hub::default());
         let id = uuid::Uuid::new_v4().to_string();
         let name = if config.name.is_empty() { hostname() } else { config.name.clone() };
@@ -139,6 +144,11 @@ impl Node {
             presence,
             memory_broker,
             metrics,
+            connection_bucket: parking_lot::Mutex::new(crate::limit::TokenBucket::default()),
+            emulation_limiter: crate::limit::KeyedLimiter::for_ips(
+                crate::limit::Quota::per_second(config_for_limits.emulation_ip_rate_limit),
+                &config_for_limits.ip_rate_limit_exempt,
+            ),
             shutting_down: AtomicBool::new(false),
         }))
     }
@@ -181,8 +191,18 @@ impl Node {
                 if let Some(b) = &node.memory_broker {
                     b.sweep();
                 }
+                node.emulation_limiter.sweep();
             }
         });
+    }
+
+    /// Takes a token of the node-wide connection rate (`rate` per second; 0 = no limit).
+    pub fn take_connection_token(&self, rate: u32) -> bool {
+        rate == 0
+            || self
+                .connection_bucket
+                .lock()
+                .try_take(crate::limit::Quota::per_second(rate), tokio::time::Instant::now())
     }
 
     pub fn begin_shutdown(&self) {
@@ -288,6 +308,11 @@ impl Node {
     /// Sends a server-side action on users' connections to every node.
     pub async fn user_command(&self, command: UserCommand) -> Result<(), ErrorCode> {
         self.broker.publish_command(&command).await.map_err(engine_error)
+    }
+
+    /// Sends a command to one other node.
+    pub async fn node_command(&self, node: &str, command: UserCommand) -> Result<(), ErrorCode> {
+        self.broker.send_to_node(node, &command).await.map_err(engine_error)
     }
 
     /// Every live node.

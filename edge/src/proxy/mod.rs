@@ -104,6 +104,45 @@ pub enum ProxyError {
     Decode(#[from] serde_json::Error),
     #[error("gRPC call failed: {0}")]
     Grpc(String),
+    #[error("backend answer larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// The largest answer read from a backend proxy.
+pub const MAX_RESPONSE: usize = 4 << 20;
+
+/// Reads a response body, stopping (and failing) once it passes `cap` bytes, so a backend
+/// cannot make the node buffer without bound.
+pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<bytes::Bytes, ReadError> {
+    if response.content_length().is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX)) {
+        return Err(ReadError::TooLarge(cap));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Http)? {
+        if body.len().saturating_add(chunk.len()) > cap {
+            return Err(ReadError::TooLarge(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Why [`read_capped`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Http(reqwest::Error),
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+impl From<ReadError> for ProxyError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Http(e) => Self::Http(e),
+            ReadError::TooLarge(n) => Self::TooLarge(n),
+        }
+    }
 }
 
 impl Proxies {
@@ -119,7 +158,8 @@ impl Proxies {
                 static_headers.insert(n, v);
             }
         }
-        let http = reqwest::Client::builder().build().unwrap_or_default();
+        // A redirect would send the request (and its headers) somewhere not configured.
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default();
         Self {
             http,
             endpoints,
@@ -199,7 +239,7 @@ impl Proxies {
         if response.status() != reqwest::StatusCode::OK {
             return Err(ProxyError::Status(response.status().as_u16()));
         }
-        let envelope: wire::Envelope<T> = serde_json::from_slice(&response.bytes().await?)?;
+        let envelope: wire::Envelope<T> = serde_json::from_slice(&read_capped(response, MAX_RESPONSE).await?)?;
         Ok(envelope.into_answer())
     }
 }

@@ -16,6 +16,11 @@ impl Session {
         let (id, request) = command.into_request();
         let method = method_name(&request);
         self.node.metrics.commands.with_label_values(&[method]).inc();
+        let rated = id > 0 && !matches!(request, Request::Connect(_) | Request::Invalid | Request::Pong);
+        if rated && matches!(self.state, State::Connected(_)) && !self.take_command_token()? {
+            self.reply_error(id, method, ErrorCode::TOO_MANY_REQUESTS);
+            return Ok(());
+        }
         match (&self.state, request) {
             (_, Request::Invalid) => Err(Disconnect::bad_request()),
             (State::Connecting, Request::Connect(req)) if id > 0 => self.connect(id, req).await,
@@ -35,6 +40,24 @@ impl Session {
             // Anything before a successful connect, a second connect, or after a failed one.
             _ => Err(Disconnect::bad_request()),
         }
+    }
+
+    /// Takes a token of `client_command_rate_limit`: `Ok(false)` answers the command 111;
+    /// a client still sending after a whole burst of refusals is disconnected (3013).
+    fn take_command_token(&mut self) -> Result<bool, Disconnect> {
+        let config = self.node.config();
+        let rate = config.client_command_rate_limit;
+        let burst = if config.client_command_rate_burst == 0 { rate } else { config.client_command_rate_burst };
+        let quota = crate::limit::Quota { rate, burst };
+        if self.command_bucket.try_take(quota, Instant::now()) {
+            self.refused_in_row = 0;
+            return Ok(true);
+        }
+        self.refused_in_row = self.refused_in_row.saturating_add(1);
+        if self.refused_in_row > burst.max(1) {
+            return Err(Disconnect::too_many_requests());
+        }
+        Ok(false)
     }
 
     /// Fires due timers.
@@ -80,6 +103,14 @@ impl Session {
         if self.node.is_shutting_down() {
             return Err(Disconnect::shutdown());
         }
+        // The node-wide limit is taken before any work for the connection (token checks,
+        // proxies); concurrent connects race for slots atomically.
+        if config.client_connection_limit > 0 {
+            match self.node.hub.reserve_slot(config.client_connection_limit) {
+                Some(slot) => self.slot = Some(slot),
+                None => return Err(Disconnect::connection_limit()),
+            }
+        }
         let client_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
         let credentials = if !req.token.is_empty() {
             match rules.tokens.verify_connect(&req.token).await {
@@ -120,13 +151,11 @@ impl Session {
         if expires_at.is_some_and(|at| at <= now) {
             return self.fail_connect(id, ErrorCode::EXPIRED);
         }
+        // A cheap early refusal; the limit itself holds in try_add_client below.
         if config.client_user_connection_limit > 0
             && !user.is_empty()
             && self.node.hub.user_connections(&user) >= config.client_user_connection_limit
         {
-            return Err(Disconnect::connection_limit());
-        }
-        if config.client_connection_limit > 0 && self.node.hub.num_clients() >= config.client_connection_limit {
             return Err(Disconnect::connection_limit());
         }
         if server_subs.len() > config.client_channel_limit {
@@ -154,7 +183,9 @@ impl Session {
             ClientHandle::new(client_id.clone(), Arc::from(user.as_str()), self.encoding, self.outbox.clone())
                 .with_session(self.emulation_session.clone()),
         );
-        self.node.hub.add_client(handle.clone());
+        if self.node.hub.try_add_client(handle.clone(), config.client_user_connection_limit).is_err() {
+            return Err(Disconnect::connection_limit());
+        }
         let info = ClientInfo { user, client: client_id.to_string(), conn_info, chan_info: None };
 
         let mut result = ConnectResult {
@@ -214,6 +245,7 @@ impl Session {
     /// more, is disconnected instead (3501 with the error's message).
     fn fail_connect(&mut self, id: u32, error: ErrorCode) -> Result<(), Disconnect> {
         self.state = State::Failed;
+        self.slot = None;
         if self.encoding.is_uni() {
             self.count_error("connect", &error);
             return Err(Disconnect { code: 3501, reason: error.message.to_string() });

@@ -94,6 +94,11 @@ pub struct Session {
     state: State,
     subs: HashMap<String, Subscription>,
     timers: Timers,
+    /// Its place under `client_connection_limit`, from the connect command on.
+    slot: Option<crate::node::hub::Slot>,
+    /// `client_command_rate_limit`: the bucket and the refusals since the last allowed command.
+    command_bucket: crate::limit::TokenBucket,
+    refused_in_row: u32,
 }
 
 impl Session {
@@ -115,6 +120,9 @@ impl Session {
             headers: (!transport.headers.is_empty()).then(|| Box::new(transport.headers)),
             state: State::Connecting,
             subs: HashMap::new(),
+            slot: None,
+            command_bucket: crate::limit::TokenBucket::default(),
+            refused_in_row: 0,
         }
     }
 

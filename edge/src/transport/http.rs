@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -27,9 +27,6 @@ use crate::node::hub::Delivery;
 use crate::node::Node;
 use crate::protocol::{proto, Disconnect, Encoding, Push, PushBody, Reply};
 use crate::session::{Batch, Incoming, Outbox, Session, TransportInfo};
-
-/// Largest connect or emulation body.
-const MAX_BODY: usize = 64 * 1024;
 
 /// Posted frames waiting for one session.
 const FRAME_QUEUE: usize = 64;
@@ -133,12 +130,31 @@ fn is_protobuf(headers: &HeaderMap) -> bool {
 
 /// `POST /connection/http_stream`: the body is the connect command (Content-Type selects JSON
 /// or Protobuf); the response streams replies.
-pub async fn http_stream(State(node): State<Arc<Node>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn http_stream(State(node): State<Arc<Node>>, method: Method, headers: HeaderMap, body: Body) -> Response {
     if let Some(resp) = post_only(&method, "POST a connect command") {
         return resp;
     }
+    let limit = node.config().http_stream_max_request_body_size;
+    let body = match read_body(&node, &headers, body, limit, "http_stream").await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     let encoding = if is_protobuf(&headers) { Encoding::Protobuf } else { Encoding::Json };
-    open(node, &headers, body, Framing::Stream(encoding), "http_stream")
+    open(node, &headers, body, limit, Framing::Stream(encoding), "http_stream")
+}
+
+/// A request body under `limit` and `http_body_timeout`; the refusal as a response.
+async fn read_body(
+    node: &Node,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    endpoint: &'static str,
+) -> Result<Bytes, Response> {
+    let timeout = node.config().http_body_timeout.0;
+    crate::listener::body::read(headers, body, limit, timeout, endpoint, &node.metrics)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -153,10 +169,15 @@ pub async fn sse(
     method: Method,
     Query(query): Query<SseQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let limit = node.config().sse_max_request_body_size;
+    let body = match read_body(&node, &headers, body, limit, "sse").await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     match sse_request(&method, query, body) {
-        Some(Some(connect)) => open(node, &headers, connect, Framing::Sse(Encoding::Json), "sse"),
+        Some(Some(connect)) => open(node, &headers, connect, limit, Framing::Sse(Encoding::Json), "sse"),
         Some(None) => refuse(StatusCode::BAD_REQUEST, "cf_connect query parameter required"),
         None => not_get_or_post(),
     }
@@ -168,13 +189,20 @@ pub async fn uni_http_stream(
     State(node): State<Arc<Node>>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Some(resp) = post_only(&method, "POST a connect request") {
         return resp;
     }
+    let limit = node.config().uni_http_stream_max_request_body_size;
+    let body = match read_body(&node, &headers, body, limit, "uni_http_stream").await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     match uni_connect_command(&body) {
-        Some(connect) => open(node, &headers, connect, Framing::Stream(Encoding::JsonUni), "uni_http_stream"),
+        Some(connect) => {
+            open(node, &headers, connect, usize::MAX, Framing::Stream(Encoding::JsonUni), "uni_http_stream")
+        }
         None => refuse(StatusCode::BAD_REQUEST, "malformed connect request"),
     }
 }
@@ -185,12 +213,20 @@ pub async fn uni_sse(
     method: Method,
     Query(query): Query<SseQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let limit = node.config().uni_sse_max_request_body_size;
+    let body = match read_body(&node, &headers, body, limit, "uni_sse").await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     let Some(request) = sse_request(&method, query, body) else { return not_get_or_post() };
     let request = request.unwrap_or_default();
+    if request.len() > limit {
+        return crate::listener::body::BodyError::TooLarge(limit).into_response();
+    }
     match uni_connect_command(&request) {
-        Some(connect) => open(node, &headers, connect, Framing::Sse(Encoding::JsonUni), "uni_sse"),
+        Some(connect) => open(node, &headers, connect, usize::MAX, Framing::Sse(Encoding::JsonUni), "uni_sse"),
         None => refuse(StatusCode::BAD_REQUEST, "malformed connect request"),
     }
 }
@@ -206,7 +242,15 @@ pub fn uni_connect_command(request: &[u8]) -> Option<Bytes> {
 }
 
 /// Starts a session for a stream and returns the streaming response.
-fn open(node: Arc<Node>, headers: &HeaderMap, connect: Bytes, framing: Framing, name: &'static str) -> Response {
+/// `limit` caps the connect command (a GET's query parameter was not read as a body).
+fn open(
+    node: Arc<Node>,
+    headers: &HeaderMap,
+    connect: Bytes,
+    limit: usize,
+    framing: Framing,
+    name: &'static str,
+) -> Response {
     let config = node.config();
     if node.is_shutting_down() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
@@ -214,8 +258,8 @@ fn open(node: Arc<Node>, headers: &HeaderMap, connect: Bytes, framing: Framing, 
     if !super::origin::allowed(headers, &config.allowed_origins) {
         return refuse(StatusCode::FORBIDDEN, "origin not allowed");
     }
-    if connect.len() > MAX_BODY {
-        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "connect command too large");
+    if connect.len() > limit {
+        return crate::listener::body::BodyError::TooLarge(limit).into_response();
     }
     let uni = framing.encoding() == Encoding::JsonUni;
     // Bidirectional streams get a session id their posted commands are routed by.
@@ -306,39 +350,64 @@ pub(super) async fn run(
 
 /// `POST /emulation`: a frame of commands for a session's connection (JSON
 /// `{"session","node","data"}` with `data` the newline-joined commands, or a Protobuf
-/// `EmulationRequest`). 204 whether or not the session still exists.
-pub async fn emulation(State(node): State<Arc<Node>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+/// `EmulationRequest`). The frame goes to the node named in the request alone: this one, or
+/// another live node over its own engine subject. 204 whether or not the session still
+/// exists; 400 for a malformed request or node id, 404 for a node that is not live, 429 over
+/// `emulation_ip_rate_limit`.
+pub async fn emulation(
+    State(node): State<Arc<Node>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if let Some(resp) = post_only(&method, "POST commands") {
         return resp;
     }
-    if body.len() > MAX_BODY {
-        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "request too large");
+    if !node.emulation_limiter.check(peer.ip()) {
+        node.metrics.body_refused.with_label_values(&["emulation", "ip_rate_limit"]).inc();
+        return json_error(StatusCode::TOO_MANY_REQUESTS, "too many emulation requests from this address");
     }
+    let limit = node.config().emulation_max_request_body_size;
+    let body = match read_body(&node, &headers, body, limit, "emulation").await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     let (session, target_node, frame) = if is_protobuf(&headers) {
         match proto::EmulationRequest::decode(body) {
             Ok(r) => (r.session, r.node, Bytes::from(r.data)),
-            Err(_) => return refuse(StatusCode::BAD_REQUEST, "malformed EmulationRequest"),
+            Err(_) => return json_error(StatusCode::BAD_REQUEST, "malformed EmulationRequest"),
         }
     } else {
         match serde_json::from_slice::<JsonEmulation>(&body) {
             Ok(r) => (r.session, r.node, Bytes::from(r.data)),
-            Err(_) => return refuse(StatusCode::BAD_REQUEST, "expected {\"session\",\"node\",\"data\"}"),
+            Err(_) => return json_error(StatusCode::BAD_REQUEST, "expected {\"session\",\"node\",\"data\"}"),
         }
     };
-    match node.hub.deliver_emulation(&session, frame.clone()) {
-        Delivery::Delivered => {}
-        Delivery::Busy => return refuse(StatusCode::TOO_MANY_REQUESTS, "too many commands waiting for this session"),
-        // Gone, or on another node: hand it on (a node that has it delivers it).
-        Delivery::NotHere if target_node != node.id => {
-            let data = base64::engine::general_purpose::STANDARD.encode(&frame);
-            if let Err(code) = node.user_command(UserCommand::Emulation { session, data }).await {
-                tracing::debug!(%code, "emulation frame not forwarded");
-                return refuse(StatusCode::SERVICE_UNAVAILABLE, "cannot reach the session's node");
-            }
-        }
-        Delivery::NotHere => {}
+    if target_node == node.id {
+        return match node.hub.deliver_emulation(&session, frame) {
+            Delivery::Busy => json_error(StatusCode::TOO_MANY_REQUESTS, "too many commands waiting for this session"),
+            Delivery::Delivered | Delivery::NotHere => StatusCode::NO_CONTENT.into_response(),
+        };
+    }
+    if uuid::Uuid::try_parse(&target_node).is_err() {
+        return json_error(StatusCode::BAD_REQUEST, "malformed node id");
+    }
+    match node.nodes().await {
+        Ok(nodes) if nodes.iter().any(|n| n.uid == target_node) => {}
+        Ok(_) => return json_error(StatusCode::NOT_FOUND, "node not found"),
+        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "cannot reach the session's node"),
+    }
+    let data = base64::engine::general_purpose::STANDARD.encode(&frame);
+    if let Err(code) = node.node_command(&target_node, UserCommand::Emulation { session, data }).await {
+        tracing::debug!(%code, "emulation frame not forwarded");
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "cannot reach the session's node");
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    crate::listener::body::json_error(status, serde_json::json!({ "error": message }))
 }
 
 #[derive(serde::Deserialize)]

@@ -10,6 +10,7 @@ mod delta;
 mod emulation;
 mod filters;
 mod grpc;
+mod hardening;
 mod interop_js;
 mod interop_py;
 mod monitoring;

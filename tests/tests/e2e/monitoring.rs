@@ -21,9 +21,16 @@ async fn edge_metrics() -> BTreeSet<String> {
     d.command(json!({"subscribe": {"channel": "chat:m", "recover": true, "epoch": epoch, "offset": offset}})).await;
     gyre.api("disconnect", json!({"user": "43"})).await;
     d.closed().await;
-    let text = gyre.http().get(format!("{}/metrics", gyre.internal_base())).send().await.expect("metrics");
-    let text = text.text().await.expect("metrics text");
-    families(&text)
+    // The close frame can reach the client before the session has counted its disconnect.
+    let deadline = std::time::Instant::now() + gyre_tests::ws::WAIT;
+    loop {
+        let text = gyre.http().get(format!("{}/metrics", gyre.internal_base())).send().await.expect("metrics");
+        let found = families(&text.text().await.expect("metrics text"));
+        if found.contains("gyre_client_num_server_disconnects_total") || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 fn families(exposition: &str) -> BTreeSet<String> {

@@ -24,6 +24,8 @@ pub async fn start(shared: Arc<Shared>) -> Result<(), EngineError> {
     let mut control =
         client.subscribe(shared.layout.control_subject()).await.map_err(|e| unavailable("subscribe", e))?;
     let mut nodes = client.subscribe(shared.layout.nodes_subject()).await.map_err(|e| unavailable("subscribe", e))?;
+    let own = shared.layout.node_subject(&shared.handler.node_info().uid);
+    let mut direct = client.subscribe(own).await.map_err(|e| unavailable("subscribe", e))?;
     let mut survey =
         client.subscribe(shared.layout.channels_survey_subject()).await.map_err(|e| unavailable("subscribe", e))?;
     client.flush().await.map_err(|e| unavailable("flush", e))?;
@@ -34,6 +36,15 @@ pub async fn start(shared: Arc<Shared>) -> Result<(), EngineError> {
             match serde_json::from_slice::<UserCommand>(&msg.payload) {
                 Ok(cmd) => s.handler.handle_command(&cmd),
                 Err(err) => tracing::warn!(%err, "undecodable control message"),
+            }
+        }
+    });
+    let s = shared.clone();
+    let t7 = tokio::spawn(async move {
+        while let Some(msg) = direct.next().await {
+            match serde_json::from_slice::<UserCommand>(&msg.payload) {
+                Ok(cmd) => s.handler.handle_command(&cmd),
+                Err(err) => tracing::warn!(%err, "undecodable node command"),
             }
         }
     });
@@ -85,7 +96,7 @@ pub async fn start(shared: Arc<Shared>) -> Result<(), EngineError> {
             s.presence.refresh().await;
         }
     });
-    shared.tasks.lock().extend([t1, t2, t3, t4, t5, t6]);
+    shared.tasks.lock().extend([t1, t2, t3, t4, t5, t6, t7]);
     Ok(())
 }
 
@@ -98,11 +109,19 @@ impl Shared {
     }
 
     pub(super) async fn publish_command(&self, command: &UserCommand) -> Result<(), EngineError> {
+        self.send_command(self.layout.control_subject(), command).await
+    }
+
+    pub(super) async fn send_to_node(&self, node: &str, command: &UserCommand) -> Result<(), EngineError> {
+        self.send_command(self.layout.node_subject(node), command).await
+    }
+
+    async fn send_command(&self, subject: String, command: &UserCommand) -> Result<(), EngineError> {
         if !self.connected() {
             return Err(EngineError::Unavailable("nats: not connected".into()));
         }
         let body = serde_json::to_vec(command).map_err(|e| unavailable("encode", e))?;
-        self.client.publish(self.layout.control_subject(), body.into()).await.map_err(|e| unavailable("publish", e))?;
+        self.client.publish(subject, body.into()).await.map_err(|e| unavailable("publish", e))?;
         self.client.flush().await.map_err(|e| unavailable("flush", e))
     }
 

@@ -225,12 +225,14 @@ impl Shared {
         limit: usize,
     ) -> Result<Vec<(u64, HeaderMap, bytes::Bytes)>, EngineError> {
         let mut out = Vec::new();
-        let mut from = after + 1;
+        // A client's position past every sequence (u64::MAX) has nothing after it.
+        let Some(mut from) = after.checked_add(1) else { return Ok(out) };
         while out.len() < limit {
             match ns.stream.get_first_raw_message_by_subject(subject, from).await {
                 Ok(m) => {
-                    from = m.sequence + 1;
                     out.push((m.sequence, m.headers, m.payload));
+                    let Some(next) = m.sequence.checked_add(1) else { break };
+                    from = next;
                 }
                 Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
                 Err(e) => return Err(unavailable("read history", e)),

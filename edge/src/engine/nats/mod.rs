@@ -355,6 +355,10 @@ impl Broker for NatsEngine {
         self.shared.publish_command(command).await
     }
 
+    async fn send_to_node(&self, node: &str, command: &UserCommand) -> Result<(), EngineError> {
+        self.shared.send_to_node(node, command).await
+    }
+
     async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
         Ok(self.shared.live_nodes())
     }

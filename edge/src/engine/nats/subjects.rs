@@ -74,6 +74,11 @@ impl Layout {
         format!("{}.control", self.prefix)
     }
 
+    /// Commands for one node only (`node` is a node id: a UUID, a valid subject token).
+    pub fn node_subject(&self, node: &str) -> String {
+        format!("{}.node.{}", self.prefix, node)
+    }
+
     pub fn nodes_subject(&self) -> String {
         format!("{}.nodes", self.prefix)
     }
