@@ -9,7 +9,8 @@
 //!   recovery are exact. Writers chain per channel with `Nats-Expected-Last-Subject-Sequence`.
 //! - namespaces without history: publications go straight to `gyre.l.<ns>.<channel>`.
 //! - nodes subscribe to `gyre.l.…` only for channels with local subscribers.
-//! - presence: KV bucket `gyre_presence`, key `<channel>.<client>`, TTL refreshed by the
+//! - presence: stream `gyre_PRESENCE` used as a key/value store, subject
+//!   `gyre.presence.<channel>.<client>` keeping its last message, max age refreshed by the
 //!   owning node; join/leave travel on the live subject.
 //! - `gyre.control` carries server API actions on users; `gyre.nodes` heartbeats build `info`;
 //!   `gyre.survey.channels` gathers `channels`.
