@@ -26,6 +26,7 @@ pub struct Metrics {
     pub listener_refused: IntCounterVec,
     pub listener_open: IntGaugeVec,
     pub body_refused: IntCounterVec,
+    pub jwks_events: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -132,6 +133,12 @@ impl Metrics {
                 "http_body_refused_total",
                 "Request bodies refused while reading (body_too_large, body_timeout, body_broken) by endpoint",
                 &["endpoint", "reason"],
+            )?,
+            jwks_events: counter(
+                &registry,
+                "token_jwks_events_total",
+                "JWKS endpoint events: fetched, fetch_failed, stale_served (known keys used past their refresh time), unavailable (a token refused as temporary)",
+                &["event"],
             )?,
             proxy_duration,
             api_commands,

@@ -252,6 +252,18 @@ impl Gyre {
         panic!("gyre not ready within 20s; its log:\n{}", self.logs());
     }
 
+    /// The value of one sample of `/metrics`, e.g. `gyre_x_total{a="b"}` (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let url = format!("{}/metrics", self.internal_base());
+        let text = match self.http.get(&url).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => panic!("GET /metrics: {e}"),
+        };
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse::<f64>().ok()))
+            .unwrap_or(0.0)
+    }
+
     /// `/health` status code.
     pub async fn health(&self) -> u16 {
         let url = format!("{}/health", self.internal_base());

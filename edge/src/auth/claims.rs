@@ -49,13 +49,9 @@ pub struct SubscribeClaims {
 }
 
 impl SubscribeClaims {
-    /// When the subscription expires (`expire_at` wins over `exp`; 0 = never).
+    /// When the subscription expires (`expire_at` wins over `exp`; 0 or less = never).
     pub fn expires_at(&self) -> Option<i64> {
-        match self.expire_at {
-            Some(0) => None,
-            Some(at) => Some(at),
-            None => self.exp,
-        }
+        expiry(self.expire_at, self.exp)
     }
 }
 
@@ -109,13 +105,18 @@ impl SubOverride {
 }
 
 impl ConnectClaims {
-    /// When the connection's credentials expire (`expire_at` wins over `exp`; 0 = never).
+    /// When the connection's credentials expire (`expire_at` wins over `exp`; 0 or less =
+    /// never, as Centrifugo reads it).
     pub fn expires_at(&self) -> Option<i64> {
-        match self.expire_at {
-            Some(0) => None,
-            Some(at) => Some(at),
-            None => self.exp,
-        }
+        expiry(self.expire_at, self.exp)
+    }
+}
+
+fn expiry(expire_at: Option<i64>, exp: Option<i64>) -> Option<i64> {
+    match expire_at {
+        Some(at) if at <= 0 => None,
+        Some(at) => Some(at),
+        None => exp,
     }
 }
 

@@ -1,25 +1,31 @@
-//! JWT verification of connection tokens, and minting for `gentoken` and tests.
+//! JWT verification of connection and subscription tokens, and minting for `gentoken` and
+//! tests.
 
 mod claims;
 mod jwks;
+pub mod times;
 
 pub use claims::{BoolValue, ConnectClaims, SubOptions, SubOverride, SubscribeClaims};
+pub use times::unix_now;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{decode, encode, Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation};
 
 use crate::config::Config;
 
-/// Why a token was refused: an invalid one closes the connection (3500), an expired one is
-/// answered with error 109 so the SDK fetches a fresh token.
+/// Why a token was refused, mapped as Centrifugo maps it: an invalid one closes a connect
+/// with 3500 (SDKs stop), an expired or not-yet-valid one gets error 109 (SDKs fetch a fresh
+/// token). `Unavailable` is Gyre's: the keys could not be fetched, a temporary error 100 so
+/// SDKs retry and get in once the JWKS endpoint is back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("invalid token: {0}")]
     Invalid(String),
     #[error("token expired")]
     Expired,
+    #[error("token keys unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Verifies tokens with the keys and claim rules of the config.
@@ -31,6 +37,7 @@ pub struct TokenVerifier {
     jwks: Option<Arc<jwks::Jwks>>,
     audience: String,
     issuer: String,
+    leeway: i64,
 }
 
 impl TokenVerifier {
@@ -43,23 +50,51 @@ impl TokenVerifier {
         let ecdsa = ecdsa_key(&config.token_ecdsa_public_key).ok().flatten();
         let jwks = (!config.token_jwks_public_endpoint.is_empty())
             .then(|| Arc::new(jwks::Jwks::new(&config.token_jwks_public_endpoint)));
-        Self { hmac, rsa, ecdsa, jwks, audience: config.token_audience.clone(), issuer: config.token_issuer.clone() }
+        Self {
+            hmac,
+            rsa,
+            ecdsa,
+            jwks,
+            audience: config.token_audience.clone(),
+            issuer: config.token_issuer.clone(),
+            leeway: i64::try_from(config.token_leeway.0.as_secs()).unwrap_or(0),
+        }
     }
 
-    /// The key for the token: HMAC for HS*; for RS*/ES*/EdDSA the JWKS key named by `kid`
-    /// when an endpoint is configured, else the configured RSA or ECDSA public key.
+    /// The verifier for a reloaded config: the JWKS cache carries over while its URL is the
+    /// same, so a reload during an endpoint outage keeps the known keys.
+    pub fn reloaded(&self, config: &Config) -> Self {
+        let mut next = Self::new(config);
+        if let (Some(old), Some(new)) = (&self.jwks, &next.jwks) {
+            if old.url() == new.url() {
+                next.jwks = Some(old.clone());
+            }
+        }
+        next
+    }
+
+    /// Counts JWKS fetches, failures and stale keys served (`gyre_token_jwks_events_total`).
+    pub fn observe(self, events: &prometheus::IntCounterVec) -> Self {
+        if let Some(jwks) = &self.jwks {
+            jwks.observe(events.clone());
+        }
+        self
+    }
+
+    /// The key for the token: the HMAC secret for HS*; for RS*/PS*/ES*/EdDSA the JWKS key
+    /// named by `kid` when an endpoint is configured, else the configured RSA or ECDSA key.
+    /// A key only ever verifies tokens of its own family.
     async fn key_for(&self, header: &jsonwebtoken::Header) -> Result<DecodingKey, TokenError> {
-        use Algorithm::*;
         let alg = header.alg;
-        if matches!(alg, HS256 | HS384 | HS512) {
+        if alg.family() == AlgorithmFamily::Hmac {
             return self.hmac.clone().ok_or_else(|| TokenError::Invalid("no HMAC secret configured".into()));
         }
         if let (Some(jwks), Some(kid)) = (&self.jwks, &header.kid) {
-            return jwks.key(kid).await;
+            return jwks.key(kid, alg).await;
         }
-        let key = match alg {
-            RS256 | RS384 | RS512 => self.rsa.clone(),
-            ES256 | ES384 => self.ecdsa.clone(),
+        let key = match alg.family() {
+            AlgorithmFamily::Rsa => self.rsa.clone(),
+            AlgorithmFamily::Ec => self.ecdsa.clone(),
             _ => None,
         };
         key.ok_or_else(|| TokenError::Invalid(format!("no key configured for {alg:?} tokens")))
@@ -67,6 +102,7 @@ impl TokenVerifier {
 
     /// Checks the signature and decodes the claims; time and audience checks are ours.
     async fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+        // `alg: none` and unknown algorithms fail here: there is no such `Algorithm`.
         let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         let key = &self.key_for(&header).await?;
         let mut validation = Validation::new(header.alg);
@@ -91,10 +127,18 @@ impl TokenVerifier {
             return Err(TokenError::Invalid("issuer mismatch".into()));
         }
         let now = unix_now();
-        if exp.is_some_and(|exp| exp <= now) || nbf.is_some_and(|nbf| nbf > now) {
+        // Centrifugo answers both a passed `exp` and a future `nbf` with 109.
+        if exp.is_some_and(|exp| self.has_passed(exp, now))
+            || nbf.is_some_and(|nbf| nbf.saturating_sub(self.leeway) > now)
+        {
             return Err(TokenError::Expired);
         }
         Ok(())
+    }
+
+    /// Whether credentials expiring at `at` have expired, allowing the configured leeway.
+    pub fn has_passed(&self, at: i64, now: i64) -> bool {
+        at.saturating_add(self.leeway) <= now
     }
 
     /// Verifies a connection token and returns its claims.
@@ -135,11 +179,6 @@ pub fn ecdsa_key(pem: &str) -> Result<Option<DecodingKey>, jsonwebtoken::errors:
     DecodingKey::from_ec_pem(pem.as_bytes()).map(Some)
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 /// Mints an HS256 subscription token for `user` and `channel`.
 pub fn mint_subscription_token(
     secret: &str,
@@ -165,7 +204,7 @@ pub fn mint_connection_token(
 ) -> Result<String, jsonwebtoken::errors::Error> {
     let mut claims = serde_json::json!({ "sub": user });
     if let Some(ttl) = ttl_secs {
-        claims["exp"] = (unix_now() + ttl).into();
+        claims["exp"] = unix_now().saturating_add(ttl).into();
     }
     if let (Some(map), serde_json::Value::Object(extra)) = (claims.as_object_mut(), extra) {
         map.extend(extra);

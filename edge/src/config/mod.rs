@@ -73,6 +73,9 @@ pub struct Config {
     pub token_jwks_public_endpoint: String,
     pub token_audience: String,
     pub token_issuer: String,
+    /// Clock skew tolerated on `exp` and `nbf` (Gyre's own; 0 = Centrifugo's exact checks,
+    /// at most 5 minutes).
+    pub token_leeway: ConfigDuration,
     pub allow_anonymous_connect_without_token: bool,
     pub client_insecure: bool,
 
@@ -269,6 +272,7 @@ impl Default for Config {
             token_jwks_public_endpoint: String::new(),
             token_audience: String::new(),
             token_issuer: String::new(),
+            token_leeway: ConfigDuration::secs(0),
             allow_anonymous_connect_without_token: false,
             client_insecure: false,
             api_key: String::new(),

@@ -45,6 +45,7 @@ const LEAVES: &[(&str, &str)] = &[
     ("client.token.jwks_public_endpoint", "token_jwks_public_endpoint"),
     ("client.token.audience", "token_audience"),
     ("client.token.issuer", "token_issuer"),
+    ("client.token.leeway", "token_leeway"),
     ("client.allowed_origins", "allowed_origins"),
     ("client.insecure", "client_insecure"),
     ("client.allow_anonymous_connect_without_token", "allow_anonymous_connect_without_token"),

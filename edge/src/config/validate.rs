@@ -36,6 +36,12 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     if let Err(e) = crate::auth::ecdsa_key(&c.token_ecdsa_public_key) {
         err("token_ecdsa_public_key".into(), format!("invalid ECDSA public key PEM: {e}"));
     }
+    if c.token_leeway.0 > std::time::Duration::from_secs(300) {
+        err(
+            "token_leeway".into(),
+            format!("must be at most 5m, got {:?}: a wider window keeps expired tokens valid", c.token_leeway.0),
+        );
+    }
     let jwks = &c.token_jwks_public_endpoint;
     if !(jwks.is_empty() || jwks.starts_with("http://") || jwks.starts_with("https://")) {
         err("token_jwks_public_endpoint".into(), format!("must be an http(s) URL, got {jwks:?}"));

@@ -138,7 +138,10 @@ impl Node {
         Ok(Arc::new(Self {
             id,
             name,
-            rules: RwLock::new(Arc::new(Self::rules_for(config))),
+            rules: RwLock::new(Arc::new({
+                let tokens = TokenVerifier::new(&config).observe(&metrics.jwks_events);
+                Self::rules_for(config, tokens)
+            })),
             hub,
             broker,
             presence,
@@ -153,10 +156,10 @@ impl Node {
         }))
     }
 
-    fn rules_for(config: Config) -> Rules {
+    fn rules_for(config: Config, tokens: TokenVerifier) -> Rules {
         Rules {
             channels: ChannelRules::new(&config),
-            tokens: TokenVerifier::new(&config),
+            tokens,
             proxies: crate::proxy::Proxies::new(&config),
             config: Arc::new(config),
         }
@@ -174,7 +177,8 @@ impl Node {
     /// Applies a reloaded config: namespaces, channel options and token settings take effect
     /// for new commands at once; listeners and the engine connection keep their settings.
     pub async fn reload(&self, config: Config) -> Result<(), ErrorCode> {
-        let rules = Arc::new(Self::rules_for(config));
+        let tokens = self.rules().tokens.reloaded(&config).observe(&self.metrics.jwks_events);
+        let rules = Arc::new(Self::rules_for(config, tokens));
         self.broker.reload(rules.config.clone()).await.map_err(engine_error)?;
         *self.rules.write() = rules;
         Ok(())

@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use super::subscriptions::{payload_or_b64, SubSpec};
 use super::{ClientHandle, Connected, Session, State};
-use crate::auth::{unix_now, ConnectClaims, SubOptions, TokenError};
+use crate::auth::{times, unix_now, ConnectClaims, SubOptions, TokenError};
 use crate::node::{PublishParams, VERSION};
 use crate::protocol::*;
 use crate::proxy::Hook;
@@ -65,6 +65,15 @@ impl Session {
         if self.timers.sub_expire.is_some_and(|at| now >= at) {
             self.expire_subscriptions().await?;
         }
+        // Timers are set at most `times::MAX_AHEAD` out: one that fires while the credentials
+        // are still far from expiry is set again.
+        if self.timers.expire.is_some_and(|at| now >= at) {
+            if let State::Connected(c) = &self.state {
+                if let Some(at) = c.expires_at.filter(|at| *at > unix_now().saturating_add(60)) {
+                    self.timers.expire = Some(self.expiry_deadline(at, c.server_refresh));
+                }
+            }
+        }
         if self.timers.expire.is_some_and(|at| now >= at)
             && matches!(&self.state, State::Connected(c) if c.server_refresh)
         {
@@ -116,6 +125,10 @@ impl Session {
             match rules.tokens.verify_connect(&req.token).await {
                 Ok(claims) => Some(Credentials::from_claims(claims)),
                 Err(TokenError::Expired) => return self.fail_connect(id, ErrorCode::TOKEN_EXPIRED),
+                Err(TokenError::Unavailable(why)) => {
+                    tracing::warn!(%why, "connection token not verifiable now");
+                    return self.fail_connect(id, ErrorCode::INTERNAL);
+                }
                 Err(TokenError::Invalid(why)) => {
                     tracing::debug!(%why, "connection token refused");
                     return Err(Disconnect::invalid_token());
@@ -148,7 +161,7 @@ impl Session {
             }
         }
         let now = unix_now();
-        if expires_at.is_some_and(|at| at <= now) {
+        if expires_at.is_some_and(|at| rules.tokens.has_passed(at, now)) {
             return self.fail_connect(id, ErrorCode::EXPIRED);
         }
         // A cheap early refusal; the limit itself holds in try_add_client below.
@@ -203,7 +216,7 @@ impl Session {
         if let Some(at) = expires_at {
             if !server_refresh {
                 result.expires = true;
-                result.ttl = (at - now).max(1) as u32;
+                result.ttl = times::ttl_until(at, now);
             }
             self.timers.expire = Some(self.expiry_deadline(at, server_refresh));
         }
@@ -242,12 +255,16 @@ impl Session {
     }
 
     /// A refused connect: an error reply; a unidirectional client, which can send nothing
-    /// more, is disconnected instead (3501 with the error's message).
+    /// more, is disconnected instead: 3004 (reconnect) for a temporary error, else 3501 with
+    /// the error's message.
     fn fail_connect(&mut self, id: u32, error: ErrorCode) -> Result<(), Disconnect> {
         self.state = State::Failed;
         self.slot = None;
         if self.encoding.is_uni() {
             self.count_error("connect", &error);
+            if error.temporary {
+                return Err(Disconnect::internal());
+            }
             return Err(Disconnect { code: 3501, reason: error.message.to_string() });
         }
         self.reply_error(id, "connect", error);
@@ -417,20 +434,31 @@ impl Session {
         let claims = match rules.tokens.verify_connect(&req.token).await {
             Ok(c) => c,
             Err(TokenError::Expired) => return Err(Disconnect::expired()),
+            Err(TokenError::Unavailable(why)) => {
+                // The SDK retries a temporary refresh error; the connection lives until then.
+                tracing::warn!(%why, "refresh token not verifiable now");
+                self.reply_error(id, "refresh", ErrorCode::INTERNAL);
+                return Ok(());
+            }
             Err(TokenError::Invalid(_)) => return Err(Disconnect::invalid_token()),
         };
+        let now = unix_now();
+        let expires_at = claims.expires_at();
         let State::Connected(conn) = &mut self.state else { return Err(Disconnect::bad_request()) };
         if claims.sub != conn.info.user {
             return Err(Disconnect::invalid_token());
         }
-        let now = unix_now();
-        conn.expires_at = claims.expires_at();
+        if expires_at.is_some_and(|at| rules.tokens.has_passed(at, now)) {
+            // `exp` is valid but `expire_at` has passed: refused like an expired connect.
+            self.reply_error(id, "refresh", ErrorCode::EXPIRED);
+            return Ok(());
+        }
+        conn.expires_at = expires_at;
         conn.server_refresh = false;
-        let result = match conn.expires_at {
-            Some(at) if at <= now => return Err(Disconnect::expired()),
+        let result = match expires_at {
             Some(at) => {
                 self.timers.expire = Some(self.expiry_deadline(at, false));
-                RefreshResult { expires: true, ttl: (at - now) as u32 }
+                RefreshResult { expires: true, ttl: times::ttl_until(at, now) }
             }
             None => {
                 self.timers.expire = None;

@@ -184,6 +184,6 @@ impl Session {
     pub(super) fn expiry_deadline(&self, at: i64, server_refresh: bool) -> Instant {
         let grace =
             if server_refresh { std::time::Duration::ZERO } else { self.node.config().client_expired_close_delay.0 };
-        Instant::now() + std::time::Duration::from_secs((at - unix_now()).max(0) as u64) + grace
+        crate::auth::times::deadline_at(at, unix_now(), grace)
     }
 }

@@ -9,10 +9,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::time::Instant;
+use std::time::Duration;
 
 use super::{ClientHandle, ServerSubscribe, Session, State, Subscription};
-use crate::auth::{unix_now, SubOverride, TokenError};
+use crate::auth::{times, unix_now, SubOverride, TokenError};
 use crate::config::ChannelOptions;
 use crate::engine::HistoryQuery;
 use crate::node::channels::{is_private, user_allowed};
@@ -138,7 +138,7 @@ impl Session {
         };
         if let Some(at) = spec.expires_at.filter(|_| !spec.server_refresh) {
             result.expires = true;
-            result.ttl = (at - unix_now()).max(1) as u32;
+            result.ttl = times::ttl_until(at, unix_now());
         }
         if !spec.positioned {
             return Ok((result, StreamPosition::default()));
@@ -272,6 +272,10 @@ impl Session {
         }
         let (handle, info) = self.conn_ref()?;
         let spec = match self.authorize_subscribe(&handle, &info, &req).await? {
+            // A token or backend that grants the subscription until a moment already passed.
+            Ok(spec) if spec.expires_at.is_some_and(|at| self.node.rules().tokens.has_passed(at, unix_now())) => {
+                Err(ErrorCode::EXPIRED)
+            }
             Ok(spec) => with_tags_filter(spec, &req),
             Err(code) => Err(code),
         };
@@ -319,6 +323,10 @@ impl Session {
             let claims = match rules.tokens.verify_subscribe(&req.token).await {
                 Ok(c) => c,
                 Err(TokenError::Expired) => return Ok(Err(ErrorCode::TOKEN_EXPIRED)),
+                Err(TokenError::Unavailable(why)) => {
+                    tracing::warn!(%why, "subscription token not verifiable now");
+                    return Ok(Err(ErrorCode::INTERNAL));
+                }
                 Err(TokenError::Invalid(why)) => {
                     tracing::debug!(%why, "subscription token refused");
                     return Ok(Err(ErrorCode::PERMISSION_DENIED));
@@ -449,6 +457,11 @@ impl Session {
                 self.reply_error(id, "sub_refresh", ErrorCode::TOKEN_EXPIRED);
                 return Ok(());
             }
+            Err(TokenError::Unavailable(why)) => {
+                tracing::warn!(%why, "subscription token not verifiable now");
+                self.reply_error(id, "sub_refresh", ErrorCode::INTERNAL);
+                return Ok(());
+            }
             Err(TokenError::Invalid(_)) => return Err(Disconnect::invalid_token()),
         };
         if claims.channel != req.channel
@@ -458,12 +471,17 @@ impl Session {
             return Err(Disconnect::invalid_token());
         }
         let expires_at = claims.expires_at();
+        let now = unix_now();
+        if expires_at.is_some_and(|at| self.node.rules().tokens.has_passed(at, now)) {
+            self.reply_error(id, "sub_refresh", ErrorCode::EXPIRED);
+            return Ok(());
+        }
         if let Some(sub) = self.subs.get_mut(&req.channel) {
             sub.expires_at = expires_at;
         }
         self.update_sub_timer();
         let result = match expires_at {
-            Some(at) => RefreshResult { expires: true, ttl: (at - unix_now()).max(1) as u32 },
+            Some(at) => RefreshResult { expires: true, ttl: times::ttl_until(at, now) },
             None => RefreshResult::default(),
         };
         self.reply(id, ReplyBody::SubRefresh(result));
@@ -472,20 +490,16 @@ impl Session {
 
     /// Recomputes when the earliest subscription expiry check is due.
     pub(super) fn update_sub_timer(&mut self) {
-        let grace = self.node.config().client_expired_sub_close_delay.0.as_secs() as i64;
+        let grace = sub_grace(&self.node.config());
         let now = unix_now();
-        self.timers.sub_expire = self
-            .subs
-            .values()
-            .filter_map(|s| s.due(grace))
-            .min()
-            .map(|at| Instant::now() + std::time::Duration::from_secs((at - now).max(0) as u64));
+        self.timers.sub_expire =
+            self.subs.values().filter_map(|s| s.due(grace)).min().map(|at| times::deadline_at(at, now, Duration::ZERO));
     }
 
     /// Subscriptions that are due: the sub_refresh proxy prolongs those it refreshes; the
     /// others' tokens expired without a refresh (2501, or 3006 for server-side ones).
     pub(super) async fn expire_subscriptions(&mut self) -> Result<(), Disconnect> {
-        let grace = self.node.config().client_expired_sub_close_delay.0.as_secs() as i64;
+        let grace = sub_grace(&self.node.config());
         let now = unix_now();
         let due: Vec<(String, bool)> = self
             .subs
@@ -542,11 +556,16 @@ impl Subscription {
     /// Unix seconds when the subscription needs attention: at expiry when the proxy
     /// refreshes it, after the close delay when the client must.
     fn due(&self, grace: i64) -> Option<i64> {
-        self.expires_at.map(|at| if self.server_refresh { at } else { at + grace })
+        self.expires_at.map(|at| if self.server_refresh { at } else { at.saturating_add(grace) })
     }
 }
 
 /// `info`/`data` as raw JSON, or decoded from their base64 sibling.
 pub fn payload_or_b64(json: Option<Payload>, b64: Option<&str>) -> Option<Payload> {
     json.or_else(|| Payload::from_base64(b64?).ok())
+}
+
+/// `client_expired_sub_close_delay` in seconds.
+fn sub_grace(config: &crate::config::Config) -> i64 {
+    i64::try_from(config.client_expired_sub_close_delay.0.as_secs()).unwrap_or(i64::MAX)
 }

@@ -34,18 +34,11 @@ async fn closed_by_server(s: &mut TcpStream, within: Duration) -> String {
     }
 }
 
-/// The value of one sample of `/metrics` (0 when absent).
-async fn metric(gyre: &Gyre, series: &str) -> f64 {
-    let text = gyre.http().get(format!("{}/metrics", gyre.internal_base())).send().await.expect("metrics");
-    let text = text.text().await.unwrap_or_default();
-    text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse::<f64>().ok())).unwrap_or(0.0)
-}
-
 /// Polls `/metrics` until `series` reaches `at_least`.
 async fn wait_metric(gyre: &Gyre, series: &str, at_least: f64) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let v = metric(gyre, series).await;
+        let v = gyre.metric(series).await;
         if v >= at_least {
             return;
         }

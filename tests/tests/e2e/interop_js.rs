@@ -1,6 +1,7 @@
 //! The npm `centrifuge` SDK (under Node, with `ws`) against gyre.
 
-use gyre_tests::{interop::run_js, Gyre};
+use gyre_tests::interop::{run_js, run_js_env};
+use gyre_tests::Gyre;
 use serde_json::json;
 
 #[tokio::test]
@@ -80,4 +81,27 @@ async fn js_protobuf_build_interoperates_with_json_clients() {
 #[tokio::test]
 async fn js_http_stream_transport_works_through_emulation() {
     run_js(&Gyre::start(json!({})), "http_stream.js").await;
+}
+
+#[tokio::test]
+async fn js_reconnects_on_its_own_through_a_jwks_outage() {
+    use crate::tokens::{claims, fixture, jwk, sign, JwksServer, Mode};
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(fixture("ec_private.pem").as_bytes()).unwrap();
+    let jwks = JwksServer::start(vec![jwk(&key, "k1")]).await;
+    jwks.set_mode(Mode::Down);
+    let gyre = Gyre::start(json!({"token_jwks_public_endpoint": jwks.url}));
+    let token = sign(jsonwebtoken::Algorithm::ES256, &key, Some("k1"), claims("42"));
+    let env = [("GYRE_JWKS_TOKEN", token)];
+    let client = run_js_env(&gyre, "jwks_outage.js", &env);
+    let outage = async {
+        // Up again once the node has tried (and backed off) twice.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while jwks.hits() < 2 {
+            assert!(std::time::Instant::now() < deadline, "the node did not retry the JWKS endpoint");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        jwks.set_mode(Mode::Up);
+    };
+    let (out, ()) = tokio::join!(client, outage);
+    assert!(out.contains("connected on its own"), "{out}");
 }
