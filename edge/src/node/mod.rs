@@ -3,7 +3,7 @@
 
 pub mod channels;
 pub mod cluster;
-pub(crate) mod delta;
+pub mod delta;
 pub mod hub;
 
 use std::sync::atomic::{AtomicBool, Ordering};

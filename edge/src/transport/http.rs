@@ -373,16 +373,9 @@ pub async fn emulation(
         Ok(b) => b,
         Err(refused) => return refused,
     };
-    let (session, target_node, frame) = if is_protobuf(&headers) {
-        match proto::EmulationRequest::decode(body) {
-            Ok(r) => (r.session, r.node, Bytes::from(r.data)),
-            Err(_) => return json_error(StatusCode::BAD_REQUEST, "malformed EmulationRequest"),
-        }
-    } else {
-        match serde_json::from_slice::<JsonEmulation>(&body) {
-            Ok(r) => (r.session, r.node, Bytes::from(r.data)),
-            Err(_) => return json_error(StatusCode::BAD_REQUEST, "expected {\"session\",\"node\",\"data\"}"),
-        }
+    let EmulationBody { session, node: target_node, frame } = match decode_emulation(&body, is_protobuf(&headers)) {
+        Ok(b) => b,
+        Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
     };
     if target_node == node.id {
         return match node.hub.deliver_emulation(&session, frame) {
@@ -416,4 +409,24 @@ struct JsonEmulation {
     #[serde(default)]
     node: String,
     data: String,
+}
+
+/// One emulation POST: the command frame for `session`, which lives on `node`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EmulationBody {
+    pub session: String,
+    pub node: String,
+    pub frame: Bytes,
+}
+
+/// Decodes an emulation POST body (Protobuf `EmulationRequest` or its JSON form); `Err` is
+/// the 400 answer's message. Pure, so the fuzzer can reach it.
+pub fn decode_emulation(body: &[u8], protobuf: bool) -> Result<EmulationBody, &'static str> {
+    if protobuf {
+        let r = proto::EmulationRequest::decode(body).map_err(|_| "malformed EmulationRequest")?;
+        Ok(EmulationBody { session: r.session, node: r.node, frame: Bytes::from(r.data) })
+    } else {
+        let r = serde_json::from_slice::<JsonEmulation>(body).map_err(|_| "expected {\"session\",\"node\",\"data\"}")?;
+        Ok(EmulationBody { session: r.session, node: r.node, frame: Bytes::from(r.data) })
+    }
 }

@@ -23,7 +23,7 @@ fn docs(n: usize) -> Vec<Value> {
 fn rebuild(prev: &mut Vec<u8>, publication: &Value) -> Value {
     let text = publication["data"].as_str().unwrap_or_else(|| panic!("data must be a string: {publication}"));
     let bytes = if publication["delta"] == json!(true) {
-        fossil_delta::apply(&prev[..], text.as_bytes()).expect("a valid fossil delta")
+        gyre_edge::node::delta::apply(&prev[..], text.as_bytes(), 1 << 24).expect("a valid fossil delta")
     } else {
         text.as_bytes().to_vec()
     };
