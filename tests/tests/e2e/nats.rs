@@ -614,7 +614,7 @@ async fn deltas_cross_nodes_with_the_publishers_opt_in() {
         let p = c.next_push().await["pub"].clone();
         let text = p["data"].as_str().expect("string data for a delta subscription").as_bytes().to_vec();
         let delta = p["delta"] == json!(true);
-        prev = if delta { fossil_delta::apply(&prev, &text).expect("valid delta") } else { text };
+        prev = if delta { gyre_edge::node::delta::apply(&prev, &text, 1 << 24).expect("valid delta") } else { text };
         assert_eq!(&serde_json::from_slice::<Value>(&prev).unwrap(), doc);
         flags.push(delta);
     }
