@@ -8,11 +8,8 @@ use prost::Message;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, body)) = data.split_first() else { return };
-    let filter = if mode & 1 == 1 {
-        FilterNode::decode(body).ok()
-    } else {
-        serde_json::from_slice::<FilterNode>(body).ok()
-    };
+    let filter =
+        if mode & 1 == 1 { FilterNode::decode(body).ok() } else { serde_json::from_slice::<FilterNode>(body).ok() };
     if let Some(f) = filter {
         if f.validate().is_ok() {
             let _ = f.matches(&gyre_fuzz::sample_tags());

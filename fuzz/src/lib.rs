@@ -5,10 +5,7 @@ pub const HMAC_SECRET: &str = "gyre-fuzz-secret";
 
 /// A config for the `jwt` target: HS* tokens verified with `HMAC_SECRET`.
 pub fn jwt_config() -> gyre_edge::config::Config {
-    gyre_edge::config::Config {
-        token_hmac_secret_key: HMAC_SECRET.into(),
-        ..Default::default()
-    }
+    gyre_edge::config::Config { token_hmac_secret_key: HMAC_SECRET.into(), ..Default::default() }
 }
 
 /// Publication tags the `tag_filter` target evaluates filters against.

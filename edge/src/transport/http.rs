@@ -426,7 +426,8 @@ pub fn decode_emulation(body: &[u8], protobuf: bool) -> Result<EmulationBody, &'
         let r = proto::EmulationRequest::decode(body).map_err(|_| "malformed EmulationRequest")?;
         Ok(EmulationBody { session: r.session, node: r.node, frame: Bytes::from(r.data) })
     } else {
-        let r = serde_json::from_slice::<JsonEmulation>(body).map_err(|_| "expected {\"session\",\"node\",\"data\"}")?;
+        let r =
+            serde_json::from_slice::<JsonEmulation>(body).map_err(|_| "expected {\"session\",\"node\",\"data\"}")?;
         Ok(EmulationBody { session: r.session, node: r.node, frame: Bytes::from(r.data) })
     }
 }

@@ -142,7 +142,8 @@ async fn protobuf_delta_subscribers_get_raw_delta_bytes() {
         let push = c.next_push().await;
         let p: proto::Publication = push.publication.expect("publication");
         assert_eq!(p.delta, i > 0);
-        prev = if p.delta { gyre_edge::node::delta::apply(&prev, &p.data, 1 << 24).expect("valid delta") } else { p.data };
+        prev =
+            if p.delta { gyre_edge::node::delta::apply(&prev, &p.data, 1 << 24).expect("valid delta") } else { p.data };
         assert_eq!(&serde_json::from_slice::<Value>(&prev).unwrap(), doc);
     }
 }

@@ -1,6 +1,6 @@
 //! Writes the seed corpus (`fuzz/corpus/<target>/`) from the inputs the test suite sends:
 //! the commands, tokens, configs, filters and deltas of `tests/`. Run it after the protocol
-//! changes (`cargo run --bin seed-corpus` in `fuzz/`); the fuzzer adds what it finds.
+//! changes (`cargo run --example seed-corpus -- corpus` in `fuzz/`); the fuzzer adds what it finds.
 
 use std::path::{Path, PathBuf};
 
@@ -133,7 +133,12 @@ fn tokens() -> Vec<String> {
         mint_connection_token(s, "42", Some(-10), json!({})),
         mint_connection_token(s, "42", None, json!({"nbf": now + 3600, "expire_at": 1})),
         mint_connection_token(s, "42", None, json!({"channels": ["news"], "info": {"name": "A"}, "b64info": "AAE="})),
-        mint_connection_token(s, "42", None, json!({"subs": {"news": {"data": {"a": 1}, "override": {"presence": {"value": true}}}}})),
+        mint_connection_token(
+            s,
+            "42",
+            None,
+            json!({"subs": {"news": {"data": {"a": 1}, "override": {"presence": {"value": true}}}}}),
+        ),
         mint_connection_token(s, "42", None, json!({"exp": i64::MAX, "expire_at": u64::MAX, "aud": ["a", "b"]})),
         mint_subscription_token(s, "42", "$private:room", Some(60), json!({"client": "c", "expire_at": 0})),
         mint_connection_token("another-secret", "42", None, json!({})),
@@ -191,7 +196,11 @@ fn filters() -> Vec<Value> {
 
 /// Similar documents, as delta channels carry them, plus edge cases.
 fn documents() -> Vec<(Vec<u8>, Vec<u8>)> {
-    let doc = |i: u64| json!({"title": format!("draft {i}"), "items": (0..20).map(|n| n * i).collect::<Vec<_>>()}).to_string().into_bytes();
+    let doc = |i: u64| {
+        json!({"title": format!("draft {i}"), "items": (0..20).map(|n| n * i).collect::<Vec<_>>()})
+            .to_string()
+            .into_bytes()
+    };
     vec![
         (doc(1), doc(2)),
         (doc(2), doc(3)),
