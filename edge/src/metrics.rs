@@ -27,6 +27,9 @@ pub struct Metrics {
     pub listener_open: IntGaugeVec,
     pub body_refused: IntCounterVec,
     pub jwks_events: IntCounterVec,
+    pub engine_duration: HistogramVec,
+    pub engine_errors: IntCounterVec,
+    pub engine_events: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -63,6 +66,13 @@ impl Metrics {
             &["type"],
         )?;
         registry.register(Box::new(proxy_duration.clone()))?;
+        let engine_duration = HistogramVec::new(
+            HistogramOpts::new("engine_call_duration_seconds", "Engine call duration by operation")
+                .namespace("gyre")
+                .buckets(vec![0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["op"],
+        )?;
+        registry.register(Box::new(engine_duration.clone()))?;
         Ok(Self {
             num_clients: gauge(&registry, "node_num_clients", "Connected clients")?,
             num_users: gauge(&registry, "node_num_users", "Distinct connected users")?,
@@ -140,6 +150,19 @@ impl Metrics {
                 "JWKS endpoint events: fetched, fetch_failed, stale_served (known keys used past their refresh time), unavailable (a token refused as temporary)",
                 &["event"],
             )?,
+            engine_errors: counter(
+                &registry,
+                "engine_errors_total",
+                "Engine calls that failed by operation and error (unavailable, timeout, unrecoverable)",
+                &["op", "error"],
+            )?,
+            engine_events: counter(
+                &registry,
+                "engine_events_total",
+                "Engine connection events: connected, disconnected, slow_consumer (messages dropped by the NATS client), server_error, client_error, lame_duck",
+                &["event"],
+            )?,
+            engine_duration,
             proxy_duration,
             api_commands,
             registry,

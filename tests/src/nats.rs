@@ -20,6 +20,8 @@ fn free_port() -> u16 {
 pub struct NatsServer {
     child: Option<Child>,
     pub port: u16,
+    /// The HTTP monitoring port (`/connz`, `/jsz`).
+    pub monitor_port: u16,
     args: Vec<String>,
     _dir: Arc<tempfile::TempDir>,
     logs: Arc<Mutex<Vec<String>>>,
@@ -39,17 +41,20 @@ impl NatsServer {
     /// A single JetStream server on a given port with extra arguments (e.g. `--auth`).
     pub fn start_with(port: u16, extra: &[&str]) -> NatsServer {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let monitor_port = free_port();
         let args = vec![
             "-js".to_string(),
             "-a".into(),
             "127.0.0.1".into(),
             "-p".into(),
             port.to_string(),
+            "-m".into(),
+            monitor_port.to_string(),
             "-sd".into(),
             dir.path().join("js").display().to_string(),
         ];
         let args = args.into_iter().chain(extra.iter().map(|a| a.to_string())).collect();
-        let mut s = NatsServer { child: None, port, args, _dir: dir, logs: Arc::default() };
+        let mut s = NatsServer { child: None, port, monitor_port, args, _dir: dir, logs: Arc::default() };
         s.spawn();
         s
     }
@@ -57,20 +62,23 @@ impl NatsServer {
     /// A three-node JetStream cluster.
     pub fn cluster() -> Vec<NatsServer> {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-        let routes = ports.iter().map(|(_, c)| format!("nats://127.0.0.1:{c}")).collect::<Vec<_>>().join(",");
+        let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+        let routes = ports.iter().map(|(_, c, _)| format!("nats://127.0.0.1:{c}")).collect::<Vec<_>>().join(",");
         let mut servers: Vec<NatsServer> = ports
             .iter()
             .enumerate()
-            .map(|(i, (port, cluster))| NatsServer {
+            .map(|(i, (port, cluster, monitor))| NatsServer {
                 child: None,
                 port: *port,
+                monitor_port: *monitor,
                 args: vec![
                     "-js".into(),
                     "-a".into(),
                     "127.0.0.1".into(),
                     "-p".into(),
                     port.to_string(),
+                    "-m".into(),
+                    monitor.to_string(),
                     "-n".into(),
                     format!("n{i}"),
                     "-sd".into(),
@@ -142,6 +150,45 @@ impl NatsServer {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// SIGSTOP: the server keeps its sockets open and answers nothing (a hung host).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`freeze`](Self::freeze).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("nats-server is running").id().to_string();
+        let ok = Command::new("kill").args([sig, &pid]).status().map(|s| s.success()).unwrap_or(false);
+        assert!(ok, "kill {sig} {pid} failed");
+    }
+
+    /// A monitoring endpoint's JSON (`connz`, `jsz?consumers=true`, …).
+    pub async fn monitor(&self, path: &str) -> serde_json::Value {
+        let url = format!("http://127.0.0.1:{}/{path}", self.monitor_port);
+        let resp = reqwest::Client::new().get(&url).timeout(Duration::from_secs(5)).send().await;
+        let resp = resp.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        resp.json().await.unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+    }
+
+    /// Messages the server received from connections named `name` (each JetStream API
+    /// request, direct get and publish is one), summed.
+    pub async fn messages_from(&self, name: &str) -> u64 {
+        let connz = self.monitor("connz").await;
+        connz["connections"]
+            .as_array()
+            .map(|cs| cs.iter().filter(|c| c["name"] == name).filter_map(|c| c["in_msgs"].as_u64()).sum())
+            .unwrap_or(0)
+    }
+
+    /// JetStream consumers on the server, across all streams.
+    pub async fn consumer_count(&self) -> u64 {
+        self.monitor("jsz").await["consumers"].as_u64().unwrap_or(0)
     }
 
     /// Starts again on the same port with the same store.

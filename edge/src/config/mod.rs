@@ -223,6 +223,9 @@ pub struct Config {
     pub nats_replicas: usize,
     /// How long presence outlives a node that stopped refreshing it.
     pub nats_presence_ttl: ConfigDuration,
+    /// The longest any one engine call (publish, history read, presence, subscribe) may take;
+    /// past it the caller gets a temporary error instead of waiting on a stalled engine.
+    pub engine_timeout: ConfigDuration,
 
     /// Backend proxy hooks (`http(s)://` endpoints): the backend authenticates connections
     /// without a token, refreshes them, and decides subscribes, publishes (namespaces with
@@ -363,6 +366,7 @@ impl Default for Config {
             nats_storage: "file".to_string(),
             nats_replicas: 1,
             nats_presence_ttl: ConfigDuration::secs(60),
+            engine_timeout: ConfigDuration::secs(3),
             proxy_connect_endpoint: String::new(),
             proxy_connect_timeout: ConfigDuration::secs(1),
             proxy_refresh_endpoint: String::new(),

@@ -36,6 +36,9 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     if let Err(e) = crate::auth::ecdsa_key(&c.token_ecdsa_public_key) {
         err("token_ecdsa_public_key".into(), format!("invalid ECDSA public key PEM: {e}"));
     }
+    if c.engine_timeout.0.is_zero() || c.engine_timeout.0 > std::time::Duration::from_secs(60) {
+        err("engine_timeout".into(), format!("must be above 0 and at most 60s, got {:?}", c.engine_timeout.0));
+    }
     if c.token_leeway.0 > std::time::Duration::from_secs(300) {
         err(
             "token_leeway".into(),

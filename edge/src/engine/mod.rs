@@ -3,6 +3,7 @@
 //! Session and API code only talk to [`Broker`] and [`PresenceManager`]; the memory engine
 //! serves one node, the NATS JetStream engine (later) serves many.
 
+pub mod guard;
 pub mod memory;
 pub mod nats;
 
@@ -23,6 +24,24 @@ pub enum EngineError {
     /// The requested position is not in this stream (epoch changed).
     #[error("unrecoverable position")]
     Unrecoverable,
+    /// The call did not finish within `engine_timeout`.
+    #[error("engine call {op} timed out after {after:?}")]
+    Timeout { op: &'static str, after: Duration },
+    /// A command sent to nodes was not acknowledged by these (names or ids) in time.
+    #[error("not acknowledged by node(s) {}", .0.join(", "))]
+    Unacknowledged(Vec<String>),
+}
+
+impl EngineError {
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EngineError::Unavailable(_) => "unavailable",
+            EngineError::Unrecoverable => "unrecoverable",
+            EngineError::Timeout { .. } => "timeout",
+            EngineError::Unacknowledged(_) => "unacknowledged",
+        }
+    }
 }
 
 /// How a publication is kept, from its channel's namespace.
@@ -95,9 +114,11 @@ pub trait Broker: Send + Sync {
     ) -> Result<(Vec<Publication>, StreamPosition), EngineError>;
     /// Drops stored publications but keeps the stream position.
     async fn remove_history(&self, channel: &str) -> Result<(), EngineError>;
-    /// Delivers a user command to every node (this one included).
+    /// Delivers a user command to every node (this one included); `Ok` only once every live
+    /// node has acknowledged it, else [`EngineError::Unacknowledged`] names those that did not.
     async fn publish_command(&self, command: &UserCommand) -> Result<(), EngineError>;
-    /// Delivers a command to the one node with this id (on its own subject, never to others).
+    /// Delivers a command to the one node with this id (on its own subject, never to others),
+    /// acknowledged by that node.
     async fn send_to_node(&self, node: &str, command: &UserCommand) -> Result<(), EngineError>;
     /// Every live node.
     async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError>;

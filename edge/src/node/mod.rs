@@ -14,6 +14,7 @@ use parking_lot::RwLock;
 
 use crate::auth::TokenVerifier;
 use crate::config::{ChannelOptions, Config, EngineKind};
+use crate::engine::guard::Guarded;
 use crate::engine::memory::{MemoryBroker, MemoryPresence};
 use crate::engine::nats::NatsEngine;
 use crate::engine::{
@@ -131,10 +132,20 @@ impl Node {
                 (b.clone(), Arc::new(MemoryPresence::default()), Some(b))
             }
             EngineKind::Nats => {
-                let engine = Arc::new(NatsEngine::start(Arc::new(config.clone()), handler).await?);
+                let engine = Arc::new(
+                    NatsEngine::start(Arc::new(config.clone()), handler, metrics.engine_events.clone()).await?,
+                );
                 (engine.clone(), engine, None)
             }
         };
+        let guarded = Arc::new(Guarded::new(
+            broker,
+            presence,
+            config.engine_timeout.0,
+            metrics.engine_duration.clone(),
+            metrics.engine_errors.clone(),
+        ));
+        let (broker, presence): (Arc<dyn Broker>, Arc<dyn PresenceManager>) = (guarded.clone(), guarded);
         Ok(Arc::new(Self {
             id,
             name,
@@ -361,7 +372,14 @@ pub fn history_options(config: &Config, options: &ChannelOptions) -> HistoryOpti
 fn engine_error(err: EngineError) -> ErrorCode {
     match err {
         EngineError::Unrecoverable => ErrorCode::UNRECOVERABLE_POSITION,
-        EngineError::Unavailable(e) => {
+        EngineError::Unacknowledged(nodes) => {
+            tracing::warn!(nodes = nodes.join(", "), "a command was not acknowledged by every node");
+            ErrorCode {
+                message: format!("internal server error: not acknowledged by node(s) {}", nodes.join(", ")).into(),
+                ..ErrorCode::INTERNAL
+            }
+        }
+        e @ (EngineError::Unavailable(_) | EngineError::Timeout { .. }) => {
             tracing::error!(error = %e, "engine error");
             ErrorCode::INTERNAL
         }

@@ -8,6 +8,7 @@ mod cli;
 mod config_watch;
 mod delta;
 mod emulation;
+mod faults;
 mod filters;
 mod grpc;
 mod hardening;

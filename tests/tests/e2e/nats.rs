@@ -7,7 +7,7 @@ use gyre_tests::{merge, Gyre, WsClient};
 use serde_json::{json, Value};
 
 /// A gyre node on the NATS engine.
-async fn node(nats_url: &str, name: &str, patch: Value) -> Gyre {
+pub(crate) async fn node(nats_url: &str, name: &str, patch: Value) -> Gyre {
     let mut p = json!({"engine": "nats", "nats_url": nats_url, "name": name, "nats_storage": "memory"});
     merge(&mut p, patch);
     let g = Gyre::start(p);
@@ -23,7 +23,7 @@ async fn nodes(nats_url: &str, n: usize, patch: Value) -> Vec<Gyre> {
     out
 }
 
-async fn subscribed(g: &Gyre, user: &str, channel: &str, extra: Value) -> (WsClient, Value) {
+pub(crate) async fn subscribed(g: &Gyre, user: &str, channel: &str, extra: Value) -> (WsClient, Value) {
     let (mut c, _) = g.connected(user).await;
     let mut sub = json!({"channel": channel});
     merge(&mut sub, extra);
@@ -32,7 +32,7 @@ async fn subscribed(g: &Gyre, user: &str, channel: &str, extra: Value) -> (WsCli
     (c, r["subscribe"].clone())
 }
 
-async fn publish(g: &Gyre, channel: &str, data: Value) -> Value {
+pub(crate) async fn publish(g: &Gyre, channel: &str, data: Value) -> Value {
     let (status, body) = g.api("publish", json!({"channel": channel, "data": data})).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.get("result").is_some(), "publish failed: {body}");
@@ -44,6 +44,7 @@ async fn presence_clients(g: &Gyre, channel: &str) -> Value {
 }
 
 /// Polls `check` (async) every 50 ms for up to `secs`.
+#[macro_export]
 macro_rules! eventually {
     ($secs:expr, $check:expr) => {{
         let deadline = tokio::time::Instant::now() + Duration::from_secs($secs);
@@ -108,7 +109,12 @@ async fn a_client_that_moves_to_another_node_recovers_exactly() {
         .command(json!({"subscribe": {"channel": "chat:move", "recover": true, "offset": offset, "epoch": epoch}}))
         .await;
     let s = &r["subscribe"];
-    assert_eq!(s["recovered"], true, "{r}");
+    assert_eq!(
+        s["recovered"],
+        true,
+        "{r} {}",
+        edges[1].logs().lines().filter(|l| l.contains("engine error")).collect::<Vec<_>>().join("\n")
+    );
     let got: Vec<Value> = s["publications"].as_array().unwrap().iter().map(|p| p["offset"].clone()).collect();
     assert_eq!(got, missed);
     // History trimmed past the client's position: honestly not recovered.

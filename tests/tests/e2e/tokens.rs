@@ -211,6 +211,60 @@ async fn a_jwks_outage_is_a_temporary_error_and_known_keys_keep_serving() {
     assert!(reply["subscribe"].is_object(), "{reply}");
 }
 
+/// Everything a unidirectional HTTP-stream connect answers, until the stream ends.
+async fn uni_stream(gyre: &Gyre, token: &str) -> String {
+    let resp = gyre
+        .http()
+        .post(format!("http://{}/connection/uni_http_stream", gyre.addr))
+        .json(&json!({"token": token}))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("open");
+    assert_eq!(resp.status(), 200);
+    resp.text().await.expect("the stream ends")
+}
+
+#[tokio::test]
+async fn a_jwks_outage_tells_unidirectional_clients_to_reconnect() {
+    // A uni client cannot be sent an error reply: a temporary failure must be 3004 (reconnect),
+    // never a final code such as 3500 (invalid token), which the SDKs do not retry.
+    let a = EncodingKey::from_ec_pem(fixture("ec_private.pem").as_bytes()).unwrap();
+    let jwks = JwksServer::start(vec![jwk(&a, "a")]).await;
+    jwks.set_mode(Mode::Down);
+    let gyre = Gyre::start(json!({"token_jwks_public_endpoint": jwks.url}));
+    let token = sign(Algorithm::ES256, &a, Some("a"), claims("42"));
+    let out = uni_stream(&gyre, &token).await;
+    let last: Value = serde_json::from_str(out.trim().lines().last().expect("a disconnect push")).unwrap();
+    assert_eq!(last["disconnect"]["code"], 3004, "{out}");
+    // An invalid token stays final.
+    let out = uni_stream(&gyre, "not-a-token").await;
+    let last: Value = serde_json::from_str(out.trim().lines().last().expect("a disconnect push")).unwrap();
+    assert_eq!(last["disconnect"]["code"], 3500, "{out}");
+    // Back up: the same token streams a connect push.
+    jwks.set_mode(Mode::Up);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let resp = loop {
+        let mut resp = gyre
+            .http()
+            .post(format!("http://{}/connection/uni_http_stream", gyre.addr))
+            .json(&json!({"token": token}))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("open");
+        let first = tokio::time::timeout(Duration::from_secs(10), resp.chunk()).await.expect("a first push");
+        let first = String::from_utf8_lossy(&first.expect("stream").unwrap_or_default()).to_string();
+        if first.contains("\"connect\"") {
+            break first;
+        }
+        assert!(first.contains("3004"), "only reconnect advice while the keys come back: {first}");
+        assert!(Instant::now() < deadline, "not accepted after the endpoint came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(resp.contains("\"client\""), "{resp}");
+}
+
 #[tokio::test]
 async fn jwks_redirects_and_oversized_key_sets_are_refused() {
     let a = EncodingKey::from_ec_pem(fixture("ec_private.pem").as_bytes()).unwrap();

@@ -33,19 +33,13 @@ pub async fn start(shared: Arc<Shared>) -> Result<(), EngineError> {
     let s = shared.clone();
     let t1 = tokio::spawn(async move {
         while let Some(msg) = control.next().await {
-            match serde_json::from_slice::<UserCommand>(&msg.payload) {
-                Ok(cmd) => s.handler.handle_command(&cmd),
-                Err(err) => tracing::warn!(%err, "undecodable control message"),
-            }
+            s.apply_command(msg).await;
         }
     });
     let s = shared.clone();
     let t7 = tokio::spawn(async move {
         while let Some(msg) = direct.next().await {
-            match serde_json::from_slice::<UserCommand>(&msg.payload) {
-                Ok(cmd) => s.handler.handle_command(&cmd),
-                Err(err) => tracing::warn!(%err, "undecodable node command"),
-            }
+            s.apply_command(msg).await;
         }
     });
     let s = shared.clone();
@@ -96,7 +90,8 @@ pub async fn start(shared: Arc<Shared>) -> Result<(), EngineError> {
             s.presence.refresh().await;
         }
     });
-    shared.tasks.lock().extend([t1, t2, t3, t4, t5, t6, t7]);
+    let t8 = tokio::spawn(shared.presence.clone().run_view());
+    shared.tasks.lock().extend([t1, t2, t3, t4, t5, t6, t7, t8]);
     Ok(())
 }
 
@@ -108,21 +103,68 @@ impl Shared {
         }
     }
 
-    pub(super) async fn publish_command(&self, command: &UserCommand) -> Result<(), EngineError> {
-        self.send_command(self.layout.control_subject(), command).await
-    }
-
-    pub(super) async fn send_to_node(&self, node: &str, command: &UserCommand) -> Result<(), EngineError> {
-        self.send_command(self.layout.node_subject(node), command).await
-    }
-
-    async fn send_command(&self, subject: String, command: &UserCommand) -> Result<(), EngineError> {
-        if !self.connected() {
-            return Err(EngineError::Unavailable("nats: not connected".into()));
+    /// Applies a command from another node (or this one) and acknowledges it with this
+    /// node's id, so the sender knows it arrived.
+    async fn apply_command(&self, msg: async_nats::Message) {
+        match serde_json::from_slice::<UserCommand>(&msg.payload) {
+            Ok(cmd) => self.handler.handle_command(&cmd),
+            Err(err) => {
+                tracing::warn!(%err, "undecodable node command");
+                return;
+            }
         }
+        if let Some(reply) = msg.reply {
+            let uid = self.handler.node_info().uid;
+            if let Err(err) = self.client.publish(reply, uid.into_bytes().into()).await {
+                tracing::debug!(%err, "command acknowledgement not sent");
+            }
+        }
+    }
+
+    /// How long a sender waits for acknowledgements: most of the engine call's deadline.
+    fn ack_wait(&self) -> Duration {
+        self.config().engine_timeout.0.mul_f32(0.75)
+    }
+
+    /// Sends a command to every node and waits until each live node has acknowledged it.
+    pub(super) async fn publish_command(&self, command: &UserCommand) -> Result<(), EngineError> {
+        self.ensure_connected()?;
         let body = serde_json::to_vec(command).map_err(|e| unavailable("encode", e))?;
-        self.client.publish(subject, body.into()).await.map_err(|e| unavailable("publish", e))?;
-        self.client.flush().await.map_err(|e| unavailable("flush", e))
+        let mut missing: std::collections::HashMap<String, String> =
+            self.live_nodes().into_iter().map(|n| (n.uid, n.name)).collect();
+        let inbox = self.client.new_inbox();
+        let mut acks = self.client.subscribe(inbox.clone()).await.map_err(|e| unavailable("subscribe", e))?;
+        self.client
+            .publish_with_reply(self.layout.control_subject(), inbox, body.into())
+            .await
+            .map_err(|e| unavailable("publish", e))?;
+        let deadline = tokio::time::Instant::now() + self.ack_wait();
+        while !missing.is_empty() {
+            match tokio::time::timeout_at(deadline, acks.next()).await {
+                Ok(Some(ack)) => {
+                    missing.remove(String::from_utf8_lossy(&ack.payload).as_ref());
+                }
+                _ => break,
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut names: Vec<String> = missing.into_values().collect();
+        names.sort();
+        Err(EngineError::Unacknowledged(names))
+    }
+
+    /// Sends a command to one node and waits for its acknowledgement.
+    pub(super) async fn send_to_node(&self, node: &str, command: &UserCommand) -> Result<(), EngineError> {
+        self.ensure_connected()?;
+        let body = serde_json::to_vec(command).map_err(|e| unavailable("encode", e))?;
+        let request = self.client.request(self.layout.node_subject(node), body.into());
+        match tokio::time::timeout(self.ack_wait(), request).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(unavailable("node command", e)),
+            Err(_) => Err(EngineError::Unacknowledged(vec![node.to_string()])),
+        }
     }
 
     /// This node (always current) and every other node heard from recently.

@@ -1,9 +1,12 @@
 //! Publishing into JetStream and reading channel history back.
 
-use async_nats::jetstream;
+use std::time::Duration;
+
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::RawMessageErrorKind;
+use async_nats::jetstream::{self, consumer};
 use async_nats::HeaderMap;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{unavailable, NsStream, Shared, KIND, PREV};
@@ -16,6 +19,42 @@ const MAX_CACHED_CHANNELS: usize = 100_000;
 
 /// How often a publish retries after another writer moved the channel on.
 const MAX_CAS_RETRIES: usize = 16;
+
+/// A history read's consumer is gone this long after its last use, even if its deletion
+/// was lost.
+const READ_CONSUMER_IDLE: Duration = Duration::from_secs(10);
+/// The longest one history fetch waits for the entries its consumer reported pending.
+const READ_FETCH_WAIT: Duration = Duration::from_secs(2);
+
+/// Deletes a read's consumer in the background once the read is over, however it ended.
+struct DeleteOnDrop {
+    stream: jetstream::stream::Stream,
+    name: String,
+}
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        let (stream, name) = (self.stream.clone(), std::mem::take(&mut self.name));
+        tokio::spawn(async move {
+            if let Err(err) = stream.delete_consumer(&name).await {
+                tracing::debug!(%err, "history read consumer not deleted (it expires on its own)");
+            }
+        });
+    }
+}
+
+/// A stored message: stream sequence, headers, payload.
+type RawEntry = (u64, HeaderMap, bytes::Bytes);
+
+/// The publication offset a stored message stands for: its own sequence, or for a position
+/// mark the offset it carries.
+fn top_offset(m: &RawEntry) -> u64 {
+    if m.1.get(KIND).is_some() {
+        m.1.get(PREV).and_then(|v| v.as_str().parse::<u64>().ok()).unwrap_or(0)
+    } else {
+        m.0
+    }
+}
 
 /// The stored form of a publication (offset and chain live in the stream and headers): JSON
 /// data as a value, binary data as base64 in `b64data`.
@@ -126,19 +165,20 @@ impl Shared {
         self.ensure_stream(namespace, crate::node::history_options(&config, options)).await
     }
 
+    /// The channel's newest stored message (a publication or a position mark), if any.
+    async fn last_message(&self, ns: &NsStream, subject: &str) -> Result<Option<RawEntry>, EngineError> {
+        match ns.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => Ok(Some((m.sequence, m.headers, m.payload))),
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(unavailable("last message", e)),
+        }
+    }
+
     /// The channel's last stored sequence (what the next write must expect) and its top
     /// publication offset (what the next publication chains to): they differ when the last
     /// stored message is a position mark left by `history_remove`. `(0, 0)`: nothing stored.
     async fn last_stored(&self, ns: &NsStream, subject: &str) -> Result<(u64, u64), EngineError> {
-        match ns.stream.get_last_raw_message_by_subject(subject).await {
-            Ok(m) if m.headers.get(KIND).is_some() => {
-                let prev = m.headers.get(PREV).and_then(|v| v.as_str().parse::<u64>().ok()).unwrap_or(0);
-                Ok((m.sequence, prev))
-            }
-            Ok(m) => Ok((m.sequence, m.sequence)),
-            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok((0, 0)),
-            Err(e) => Err(unavailable("last message", e)),
-        }
+        Ok(self.last_message(ns, subject).await?.map_or((0, 0), |m| (m.0, top_offset(&m))))
     }
 
     pub(super) async fn publish(
@@ -147,9 +187,7 @@ impl Shared {
         publication: Publication,
         options: &PublishOptions,
     ) -> Result<StreamPosition, EngineError> {
-        if !self.connected() {
-            return Err(EngineError::Unavailable("nats: not connected".into()));
-        }
+        self.ensure_connected()?;
         let namespace = split_namespace(channel).0;
         let payload = encode_publication(&publication)?;
         if options.history.size == 0 {
@@ -206,6 +244,7 @@ impl Shared {
         kind: &str,
         info: &ClientInfo,
     ) -> Result<(), EngineError> {
+        self.ensure_connected()?;
         let namespace = split_namespace(channel).0;
         let mut headers = HeaderMap::new();
         headers.insert(KIND, kind);
@@ -216,27 +255,62 @@ impl Shared {
             .map_err(|e| unavailable("publish", e))
     }
 
-    /// Stored messages of a channel after `after` (oldest first), at most `limit`.
+    /// Stored messages of a channel after `after` (oldest first), at most `limit`, in a fixed
+    /// number of round trips however many there are: one ephemeral consumer (its creation
+    /// reports how many are pending), one fetch of exactly that many; the consumer is deleted
+    /// in the background.
     async fn read_after(
         &self,
         ns: &NsStream,
         subject: &str,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, HeaderMap, bytes::Bytes)>, EngineError> {
-        let mut out = Vec::new();
+    ) -> Result<Vec<RawEntry>, EngineError> {
         // A client's position past every sequence (u64::MAX) has nothing after it.
-        let Some(mut from) = after.checked_add(1) else { return Ok(out) };
-        while out.len() < limit {
-            match ns.stream.get_first_raw_message_by_subject(subject, from).await {
-                Ok(m) => {
-                    out.push((m.sequence, m.headers, m.payload));
-                    let Some(next) = m.sequence.checked_add(1) else { break };
-                    from = next;
-                }
-                Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
-                Err(e) => return Err(unavailable("read history", e)),
+        let Some(from) = after.checked_add(1) else { return Ok(Vec::new()) };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let consumer = ns
+            .stream
+            .create_consumer(consumer::pull::Config {
+                filter_subject: subject.to_string(),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from },
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: READ_CONSUMER_IDLE,
+                num_replicas: 1,
+                memory_storage: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable("read history", e))?;
+        let info = consumer.cached_info();
+        let want = usize::try_from(info.num_pending).unwrap_or(usize::MAX).min(limit);
+        let _delete = DeleteOnDrop { stream: ns.stream.clone(), name: info.name.clone() };
+        let mut out = Vec::with_capacity(want.min(1024));
+        if want == 0 {
+            return Ok(out);
+        }
+        let mut batch = consumer
+            .fetch()
+            .max_messages(want)
+            .expires(READ_FETCH_WAIT)
+            .messages()
+            .await
+            .map_err(|e| unavailable("read history", e))?;
+        while let Some(msg) = batch.next().await {
+            let msg = msg.map_err(|e| unavailable("read history", e))?;
+            let seq = msg.info().map_err(|e| unavailable("read history", e))?.stream_sequence;
+            let msg = msg.split().0;
+            out.push((seq, msg.headers.unwrap_or_default(), msg.payload));
+            if out.len() == want {
+                break;
             }
+        }
+        // Fewer than were pending: the fetch ran out of time (or entries aged out meanwhile).
+        // A short answer could pass for a complete one, so it is an error and the caller retries.
+        if out.len() < want {
+            return Err(EngineError::Unavailable(format!("nats: history read got {} of {want} entries", out.len())));
         }
         Ok(out)
     }
@@ -246,10 +320,12 @@ impl Shared {
         channel: &str,
         query: HistoryQuery,
     ) -> Result<(Vec<Publication>, StreamPosition), EngineError> {
+        self.ensure_connected()?;
         let namespace = split_namespace(channel).0;
         let ns = self.stream_for(namespace).await?;
         let subject = self.layout.history_subject(namespace, channel);
-        let (_, top) = self.last_stored(&ns, &subject).await?;
+        let last = self.last_message(&ns, &subject).await?;
+        let top = last.as_ref().map_or(0, top_offset);
         let position = StreamPosition { offset: top, epoch: ns.epoch.clone() };
         if let Some(since) = &query.since {
             if !since.epoch.is_empty() && since.epoch != ns.epoch {
@@ -262,21 +338,35 @@ impl Shared {
         }
         let history_cap = self.config().namespace(namespace).map_or(0, |o| o.history_size).max(1);
         let raw = if query.reverse {
-            // Newest first: read the (bounded) retained window and take from the end.
             let below = query.since.as_ref().map_or(u64::MAX, |s| s.offset);
-            let mut all = self.read_after(&ns, &subject, 0, history_cap + 1).await?;
-            all.retain(|(seq, _, _)| *seq < below);
-            all.reverse();
-            all.truncate(limit);
-            all
+            match last {
+                // The newest publication alone: the read that found the top has it.
+                Some(m) if limit == 1 && m.0 < below && m.1.get(KIND).is_none() => vec![m],
+                _ => {
+                    // Newest first: read the (bounded) retained window and take from the end.
+                    let mut all = self.read_after(&ns, &subject, 0, history_cap + 1).await?;
+                    all.retain(|(seq, _, _)| *seq < below);
+                    all.reverse();
+                    all.truncate(limit);
+                    all
+                }
+            }
         } else {
             let after = query.since.as_ref().map_or(0, |s| s.offset);
-            self.read_after(&ns, &subject, after, limit.min(history_cap + 1)).await?
+            if after >= top {
+                // Already at the top: nothing to read (the common reconnect).
+                Vec::new()
+            } else {
+                self.read_after(&ns, &subject, after, limit.min(history_cap + 1)).await?
+            }
         };
         let mut pubs = Vec::with_capacity(raw.len());
         for (seq, headers, payload) in raw {
-            // Position marks only anchor writes; publications chain past them.
-            if headers.get(KIND).is_some() {
+            // Position marks only anchor writes; publications chain past them. Publications
+            // stored after the top was read are left out: the answer is the stream up to its
+            // position (a recovering subscriber gets newer ones live), so a concurrent publish
+            // cannot make a complete recovery look incomplete.
+            if headers.get(KIND).is_some() || seq > top {
                 continue;
             }
             let mut p = decode_publication(&payload).map_err(|e| unavailable("decode history", e))?;
@@ -290,6 +380,7 @@ impl Shared {
     /// Drops a channel's publications but keeps its position: the subject is purged and a
     /// mark continues the offset chain.
     pub(super) async fn remove_history(&self, channel: &str) -> Result<(), EngineError> {
+        self.ensure_connected()?;
         let namespace = split_namespace(channel).0;
         let ns = self.stream_for(namespace).await?;
         let subject = self.layout.history_subject(namespace, channel);

@@ -39,9 +39,6 @@ use subjects::Layout;
 const KIND: &str = "Gyre-Kind";
 /// Header with the previous offset of the channel.
 const PREV: &str = "Gyre-Prev";
-/// The longest an API publish waits for NATS.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-
 fn unavailable(what: &str, err: impl std::fmt::Display) -> EngineError {
     EngineError::Unavailable(format!("nats: {what}: {err}"))
 }
@@ -74,18 +71,39 @@ impl NatsSettings {
     }
 }
 
-/// Connection options (credentials, TLS) from the flat config.
-async fn connect_options(c: &Config) -> anyhow::Result<async_nats::ConnectOptions> {
+/// The metric label of a NATS client event.
+fn event_label(event: &async_nats::Event) -> &'static str {
+    match event {
+        async_nats::Event::Connected => "connected",
+        async_nats::Event::Disconnected => "disconnected",
+        async_nats::Event::LameDuckMode => "lame_duck",
+        async_nats::Event::Draining => "draining",
+        async_nats::Event::Closed => "closed",
+        async_nats::Event::SlowConsumer(_) => "slow_consumer",
+        async_nats::Event::ServerError(_) => "server_error",
+        async_nats::Event::ClientError(_) => "client_error",
+    }
+}
+
+/// Connection options (credentials, TLS) from the flat config; client events are logged and
+/// counted in `events`.
+async fn connect_options(c: &Config, events: prometheus::IntCounterVec) -> anyhow::Result<async_nats::ConnectOptions> {
     let mut o = async_nats::ConnectOptions::new()
         .name("gyre")
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(2))
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Connected => tracing::info!("nats connected"),
-                async_nats::Event::Disconnected => tracing::warn!("nats disconnected; reconnecting"),
-                other => tracing::info!(event = %other, "nats event"),
+        .event_callback(move |event| {
+            events.with_label_values(&[event_label(&event)]).inc();
+            async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!("nats connected"),
+                    async_nats::Event::Disconnected => tracing::warn!("nats disconnected; reconnecting"),
+                    async_nats::Event::SlowConsumer(sid) => {
+                        tracing::warn!(sid, "nats client dropped messages for a slow subscription")
+                    }
+                    other => tracing::info!(event = %other, "nats event"),
+                }
             }
         });
     if !c.nats_user.is_empty() {
@@ -136,7 +154,7 @@ pub struct Shared {
     last_offsets: Mutex<HashMap<String, (u64, u64)>>,
     /// Serializes this node's publishes per channel (hashed), so it does not race itself.
     publish_locks: Vec<tokio::sync::Mutex<()>>,
-    presence: presence::Presence,
+    presence: Arc<presence::Presence>,
     nodes: RwLock<HashMap<String, (NodeInfo, std::time::Instant)>>,
     ready: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -150,9 +168,13 @@ pub struct NatsEngine {
 impl NatsEngine {
     /// Connects (retrying in the background when NATS is not reachable yet) and starts the
     /// engine's tasks; readiness stays false until streams and buckets exist.
-    pub async fn start(config: Arc<Config>, handler: Arc<dyn BrokerEventHandler>) -> anyhow::Result<Self> {
+    pub async fn start(
+        config: Arc<Config>,
+        handler: Arc<dyn BrokerEventHandler>,
+        events: prometheus::IntCounterVec,
+    ) -> anyhow::Result<Self> {
         let settings = NatsSettings::from_config(&config);
-        let options = connect_options(&config).await?;
+        let options = connect_options(&config, events).await?;
         let urls: Vec<String> =
             settings.urls.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
         let client = options
@@ -163,7 +185,7 @@ impl NatsEngine {
         js.set_timeout(Duration::from_secs(3));
         let layout = Layout { prefix: settings.prefix.clone() };
         let shared = Arc::new(Shared {
-            presence: presence::Presence::new(js.clone(), layout.clone()),
+            presence: Arc::new(presence::Presence::new(js.clone(), layout.clone(), settings.presence_ttl)),
             client,
             js,
             layout,
@@ -198,6 +220,15 @@ impl Drop for NatsEngine {
 impl Shared {
     fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Fails at once while the client is reconnecting, instead of queueing behind it.
+    fn ensure_connected(&self) -> Result<(), EngineError> {
+        if self.connected() {
+            Ok(())
+        } else {
+            Err(EngineError::Unavailable("nats: not connected".into()))
+        }
     }
 
     /// Creates streams and the presence bucket (retrying until NATS answers), then starts the
@@ -247,6 +278,7 @@ impl Shared {
 
     /// Subscribes this node to a channel's live subject and dispatches what arrives.
     async fn listen(self: &Arc<Self>, channel: &str) -> Result<(), EngineError> {
+        self.ensure_connected()?;
         let rules = crate::node::channels::split_namespace(channel).0.to_string();
         let subject = self.layout.live_subject(&rules, channel);
         let mut sub = self.client.subscribe(subject).await.map_err(|e| unavailable("subscribe", e))?;
@@ -309,11 +341,7 @@ impl Broker for NatsEngine {
         publication: Publication,
         options: &PublishOptions,
     ) -> Result<StreamPosition, EngineError> {
-        // Bounded: a publish during a NATS outage fails within this time instead of hanging.
-        match tokio::time::timeout(PUBLISH_TIMEOUT, self.shared.publish(channel, publication, options)).await {
-            Ok(r) => r,
-            Err(_) => Err(EngineError::Unavailable(format!("nats: publish to {channel:?} timed out"))),
-        }
+        self.shared.publish(channel, publication, options).await
     }
 
     async fn publish_join(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
@@ -393,6 +421,6 @@ impl PresenceManager for NatsEngine {
     }
 
     async fn presence_stats(&self, channel: &str) -> Result<(u32, u32), EngineError> {
-        Ok(super::presence_counts(&self.shared.presence.list(channel).await?))
+        self.shared.presence.stats(channel).await
     }
 }

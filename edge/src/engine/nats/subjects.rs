@@ -65,9 +65,10 @@ impl Layout {
         format!("{}.presence.{}.{}", self.prefix, token(channel), client)
     }
 
-    /// Every presence entry of a channel.
-    pub fn presence_channel_filter(&self, channel: &str) -> String {
-        format!("{}.presence.{}.*", self.prefix, token(channel))
+    /// `(channel token, client)` of a presence entry's subject.
+    pub fn presence_key<'a>(&self, subject: &'a str) -> Option<(&'a str, &'a str)> {
+        let rest = subject.strip_prefix(self.prefix.as_str())?.strip_prefix(".presence.")?;
+        rest.rsplit_once('.')
     }
 
     pub fn control_subject(&self) -> String {
