@@ -3,7 +3,7 @@
 //! Session and API code only talk to [`Broker`] and [`PresenceManager`]; the memory engine
 //! serves one node, the NATS JetStream engine (later) serves many.
 
-pub mod guard;
+pub mod bounded;
 pub mod memory;
 pub mod nats;
 

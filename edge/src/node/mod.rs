@@ -14,7 +14,7 @@ use parking_lot::RwLock;
 
 use crate::auth::TokenVerifier;
 use crate::config::{ChannelOptions, Config, EngineKind};
-use crate::engine::guard::Guarded;
+use crate::engine::bounded::BoundedEngine;
 use crate::engine::memory::{MemoryBroker, MemoryPresence};
 use crate::engine::nats::NatsEngine;
 use crate::engine::{
@@ -138,7 +138,7 @@ impl Node {
                 (engine.clone(), engine, None)
             }
         };
-        let guarded = Arc::new(Guarded::new(
+        let guarded = Arc::new(BoundedEngine::new(
             broker,
             presence,
             config.engine_timeout.0,

@@ -20,7 +20,7 @@ use crate::node::cluster::{NodeInfo, UserCommand};
 use crate::protocol::{ClientInfo, Publication, StreamPosition};
 
 /// The engine as the node sees it: the inner broker and presence manager behind deadlines.
-pub struct Guarded {
+pub struct BoundedEngine {
     broker: Arc<dyn Broker>,
     presence: Arc<dyn PresenceManager>,
     /// `engine_timeout` in milliseconds (reloadable).
@@ -33,7 +33,7 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-impl Guarded {
+impl BoundedEngine {
     pub fn new(
         broker: Arc<dyn Broker>,
         presence: Arc<dyn PresenceManager>,
@@ -65,7 +65,7 @@ impl Guarded {
 }
 
 #[async_trait]
-impl Broker for Guarded {
+impl Broker for BoundedEngine {
     async fn publish(
         &self,
         channel: &str,
@@ -120,7 +120,7 @@ impl Broker for Guarded {
 }
 
 #[async_trait]
-impl PresenceManager for Guarded {
+impl PresenceManager for BoundedEngine {
     async fn add_presence(&self, channel: &str, info: ClientInfo) -> Result<(), EngineError> {
         self.call("add_presence", self.presence.add_presence(channel, info)).await
     }
