@@ -89,6 +89,9 @@ impl NatsServer {
                     format!("nats://127.0.0.1:{cluster}"),
                     "--routes".into(),
                     routes.clone(),
+                    // Clients reach only the servers they were given (no failover to
+                    // discovered ones), so a test decides who can reach what.
+                    "--no_advertise".into(),
                 ],
                 _dir: dir.clone(),
                 logs: Arc::default(),

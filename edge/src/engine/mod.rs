@@ -89,6 +89,9 @@ pub trait BrokerEventHandler: Send + Sync {
     fn local_channels(&self) -> Vec<(String, usize)>;
     /// Whether the channel has local subscribers right now (guards unsubscribe races).
     fn has_subscribers(&self, channel: &str) -> bool;
+    /// Live messages may have been lost (the engine reconnected, or its client dropped
+    /// messages for a slow subscription): positions are checked now rather than later.
+    fn check_positions_soon(&self) {}
 }
 
 /// Stores and routes publications.

@@ -44,6 +44,8 @@ pub struct Subscriber {
 struct Tracked {
     offset: u64,
     epoch: String,
+    /// The stream top this subscriber was behind at the last position check.
+    behind: Option<u64>,
 }
 
 impl Subscriber {
@@ -489,9 +491,53 @@ impl Hub {
             sub.client.send(out);
         }
         if track {
-            sub.tracked = Some(Tracked { offset: last, epoch: position.epoch.clone() });
+            sub.tracked = Some(Tracked { offset: last, epoch: position.epoch.clone(), behind: None });
         }
         true
+    }
+
+    /// Channels with positioned, live subscribers: what the periodic position check reads.
+    pub fn positioned_channels(&self) -> Vec<Arc<str>> {
+        let mut out = Vec::new();
+        for shard in &self.channels {
+            for (name, entry) in shard.read().iter() {
+                if entry.subs.lock().values().any(|s| s.tracked.is_some() && !s.broken) {
+                    out.push(name.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Compares positioned subscribers with the stream's top. Another epoch loses continuity
+    /// at once. An offset behind the top is remembered; still being behind that top at the next
+    /// check loses continuity (a publication in flight has arrived by then, a lost one never
+    /// will). Returns how many are behind now, so the caller checks again soon.
+    pub fn check_positions(&self, channel: &str, top: &StreamPosition) -> usize {
+        if top.epoch.is_empty() {
+            return 0;
+        }
+        let Some(entry) = self.entry(channel) else { return 0 };
+        let mut subs = entry.subs.lock();
+        let mut behind = 0;
+        for sub in subs.values_mut() {
+            if sub.broken || sub.pending.is_some() {
+                continue;
+            }
+            let lost = match &sub.tracked {
+                None => continue,
+                Some(t) => t.epoch != top.epoch || t.behind.is_some_and(|mark| t.offset < mark),
+            };
+            if lost {
+                sub.lose_continuity(channel);
+                continue;
+            }
+            if let Some(t) = &mut sub.tracked {
+                t.behind = (t.offset < top.offset).then_some(top.offset);
+                behind += usize::from(t.behind.is_some());
+            }
+        }
+        behind
     }
 
     pub fn broadcast_join(&self, channel: &str, info: &ClientInfo) -> usize {

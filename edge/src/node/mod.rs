@@ -8,7 +8,7 @@ pub mod hub;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 
@@ -68,6 +68,8 @@ pub struct PublishParams {
 /// Delivers broker events to the local hub and counts them.
 struct HubHandler {
     hub: Arc<Hub>,
+    /// Wakes the position check early.
+    position_check: Arc<tokio::sync::Notify>,
     sent: prometheus::IntCounterVec,
     id: String,
     name: String,
@@ -108,6 +110,9 @@ impl BrokerEventHandler for HubHandler {
     fn has_subscribers(&self, channel: &str) -> bool {
         self.hub.has_subscribers(channel)
     }
+    fn check_positions_soon(&self) {
+        self.position_check.notify_one();
+    }
 }
 
 impl Node {
@@ -119,8 +124,10 @@ impl Node {
         let id = uuid::Uuid::new_v4().to_string();
         let name = if config.name.is_empty() { hostname() } else { config.name.clone() };
         let started = Instant::now();
+        let position_check = Arc::new(tokio::sync::Notify::new());
         let handler = Arc::new(HubHandler {
             hub: hub.clone(),
+            position_check: position_check.clone(),
             sent: metrics.messages_sent.clone(),
             id: id.clone(),
             name: name.clone(),
@@ -146,7 +153,7 @@ impl Node {
             metrics.engine_errors.clone(),
         ));
         let (broker, presence): (Arc<dyn Broker>, Arc<dyn PresenceManager>) = (guarded.clone(), guarded);
-        Ok(Arc::new(Self {
+        let node = Arc::new(Self {
             id,
             name,
             rules: RwLock::new(Arc::new({
@@ -164,7 +171,9 @@ impl Node {
                 &config_for_limits.ip_rate_limit_exempt,
             ),
             shutting_down: AtomicBool::new(false),
-        }))
+        });
+        tokio::spawn(check_positions(Arc::downgrade(&node), position_check));
+        Ok(node)
     }
 
     fn rules_for(config: Config, tokens: TokenVerifier) -> Rules {
@@ -356,6 +365,46 @@ impl Node {
         self.metrics.num_channels.set(self.hub.num_channels() as i64);
         self.metrics.num_subscriptions.set(self.hub.num_subscriptions() as i64);
         self.metrics.engine_ready.set(i64::from(self.broker.is_ready()));
+    }
+}
+
+/// How soon positions are checked again while a subscriber is behind the stream's top, or
+/// after the engine said live messages may have been lost.
+const POSITION_RECHECK: Duration = Duration::from_secs(2);
+
+/// The position check (`client_channel_position_check_delay`, Centrifugo's semantics): every
+/// channel with positioned subscribers has its stream top read (one read per channel, however
+/// many subscribers), and a subscriber whose position is in another epoch, or stays behind the
+/// top, is told to recover (insufficient state). A publication lost on a quiet channel is
+/// noticed this way, not only when the next one arrives. Ends with the node.
+async fn check_positions(node: std::sync::Weak<Node>, wake: Arc<tokio::sync::Notify>) {
+    let mut next = match node.upgrade() {
+        Some(n) => n.config().client_channel_position_check_delay.0,
+        None => return,
+    };
+    loop {
+        let woken = tokio::select! {
+            _ = tokio::time::sleep(next) => false,
+            _ = wake.notified() => true,
+        };
+        if woken {
+            // Let what was in flight when the engine came back arrive first.
+            tokio::time::sleep(POSITION_RECHECK).await;
+        }
+        let Some(node) = node.upgrade() else { return };
+        let mut behind = 0;
+        for channel in node.hub.positioned_channels() {
+            let rules = node.rules();
+            let Ok(resolved) = rules.channels.resolve(&rules.config, &channel) else { continue };
+            let meta_ttl = history_options(&rules.config, resolved.options).meta_ttl;
+            let query = HistoryQuery { limit: Some(0), since: None, reverse: false, meta_ttl };
+            match node.history(&channel, query).await {
+                Ok((_, top)) => behind += node.hub.check_positions(&channel, &top),
+                Err(code) => tracing::debug!(%code, %channel, "position check skipped"),
+            }
+        }
+        let delay = node.config().client_channel_position_check_delay.0;
+        next = if behind > 0 { POSITION_RECHECK.min(delay) } else { delay };
     }
 }
 

@@ -198,3 +198,65 @@ async fn a_command_a_node_did_not_get_is_an_error_naming_it_and_applies_on_retry
     );
     assert_eq!(c.closed().await.code, 4502);
 }
+
+#[tokio::test]
+async fn publications_missed_while_reconnecting_are_noticed_on_a_quiet_channel() {
+    let mut cluster = NatsServer::cluster();
+    let patch = json!({"nats_replicas": 3, "client_channel_position_check_delay": "300s"});
+    let a = node(&cluster[0].url(), "node-a", patch.clone()).await;
+    // node-b reaches NATS through server 1 only.
+    let b = node(&cluster[1].url(), "node-b", patch).await;
+    let (mut c, sub) = subscribed(&b, "42", "chat:quiet", json!({})).await;
+    let epoch = sub["epoch"].clone();
+    let first = publish(&a, "chat:quiet", json!(1)).await;
+    assert_eq!(c.next_push().await["pub"]["data"], 1);
+
+    // node-b loses its NATS server; while it is away, node-a publishes (stored: R3, two of
+    // three servers up; publishes may fail while the cluster elects).
+    cluster[1].kill();
+    let mut missed = Vec::new();
+    for n in 2..200 {
+        let answer = api_patiently(&a, "publish", json!({"channel": "chat:quiet", "data": n})).await;
+        if let Some(o) = answer.ok().and_then(|a| a["result"]["offset"].as_u64()) {
+            missed.push(o);
+        }
+        if missed.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(missed.len(), 3, "publishes keep failing with two of three NATS servers up");
+    cluster[1].restart();
+    // The channel stays quiet: only the position check can tell the subscriber (client-side
+    // subscription: unsubscribe push 2500, the SDK then resubscribes and recovers).
+    let push = c.next_push().await;
+    assert_eq!(push["channel"], "chat:quiet", "{push}");
+    assert_eq!(push["unsubscribe"]["code"], 2500, "{push}");
+    // Resubscribe as the SDK does: a temporary error (the restarted server is still catching
+    // up) is retried, and the answer must be a complete recovery.
+    let resubscribe =
+        json!({"subscribe": {"channel": "chat:quiet", "recover": true, "offset": first["offset"], "epoch": epoch}});
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let r = loop {
+        let r = c.command(resubscribe.clone()).await;
+        if r["error"]["temporary"] != true || tokio::time::Instant::now() >= deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    if r["subscribe"]["recovered"] != true {
+        let (_, h) = b.api("history", json!({"channel": "chat:quiet", "limit": -1})).await;
+        let (_, h2) = a.api("history", json!({"channel": "chat:quiet", "limit": -1})).await;
+        eprintln!("DEBUG b: {h}\nDEBUG a: {h2}\nmissed {missed:?}");
+    }
+    assert_eq!(r["subscribe"]["recovered"], true, "{r}");
+    let got: Vec<u64> = r["subscribe"]["publications"]
+        .as_array()
+        .expect("publications")
+        .iter()
+        .filter_map(|p| p["offset"].as_u64())
+        .collect();
+    for o in &missed {
+        assert!(got.contains(o), "acknowledged offset {o} not recovered: {got:?}");
+    }
+}

@@ -326,6 +326,7 @@ impl Shared {
         let subject = self.layout.history_subject(namespace, channel);
         let last = self.last_message(&ns, &subject).await?;
         let top = last.as_ref().map_or(0, top_offset);
+        let last_seq = last.as_ref().map_or(0, |m| m.0);
         let position = StreamPosition { offset: top, epoch: ns.epoch.clone() };
         if let Some(since) = &query.since {
             if !since.epoch.is_empty() && since.epoch != ns.epoch {
@@ -357,7 +358,18 @@ impl Shared {
                 // Already at the top: nothing to read (the common reconnect).
                 Vec::new()
             } else {
-                self.read_after(&ns, &subject, after, limit.min(history_cap + 1)).await?
+                let want = limit.min(history_cap + 1);
+                let read = self.read_after(&ns, &subject, after, want).await?;
+                // The read must reach the top it was anchored to (unless the limit cut it
+                // short): a replica that has not caught up yet answers from an older state,
+                // and passing that on would make a complete recovery look incomplete.
+                let reached = read.iter().any(|(seq, _, _)| *seq >= last_seq);
+                if !reached && read.len() < want {
+                    return Err(EngineError::Unavailable(format!(
+                        "nats: history of {channel:?} read behind its top {last_seq} (a replica catching up)"
+                    )));
+                }
+                read
             }
         };
         let mut pubs = Vec::with_capacity(raw.len());

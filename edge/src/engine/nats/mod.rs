@@ -86,8 +86,12 @@ fn event_label(event: &async_nats::Event) -> &'static str {
 }
 
 /// Connection options (credentials, TLS) from the flat config; client events are logged and
-/// counted in `events`.
-async fn connect_options(c: &Config, events: prometheus::IntCounterVec) -> anyhow::Result<async_nats::ConnectOptions> {
+/// counted in `events`, and a reconnect or dropped messages make the node check positions.
+async fn connect_options(
+    c: &Config,
+    events: prometheus::IntCounterVec,
+    handler: Arc<dyn BrokerEventHandler>,
+) -> anyhow::Result<async_nats::ConnectOptions> {
     let mut o = async_nats::ConnectOptions::new()
         .name("gyre")
         .retry_on_initial_connect()
@@ -95,6 +99,9 @@ async fn connect_options(c: &Config, events: prometheus::IntCounterVec) -> anyho
         .connection_timeout(Duration::from_secs(2))
         .event_callback(move |event| {
             events.with_label_values(&[event_label(&event)]).inc();
+            if matches!(event, async_nats::Event::Connected | async_nats::Event::SlowConsumer(_)) {
+                handler.check_positions_soon();
+            }
             async move {
                 match event {
                     async_nats::Event::Connected => tracing::info!("nats connected"),
@@ -174,7 +181,7 @@ impl NatsEngine {
         events: prometheus::IntCounterVec,
     ) -> anyhow::Result<Self> {
         let settings = NatsSettings::from_config(&config);
-        let options = connect_options(&config, events).await?;
+        let options = connect_options(&config, events, handler.clone()).await?;
         let urls: Vec<String> =
             settings.urls.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
         let client = options
