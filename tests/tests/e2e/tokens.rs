@@ -211,8 +211,8 @@ async fn a_jwks_outage_is_a_temporary_error_and_known_keys_keep_serving() {
     assert!(reply["subscribe"].is_object(), "{reply}");
 }
 
-/// Everything a unidirectional HTTP-stream connect answers, until the stream ends.
-async fn uni_stream(gyre: &Gyre, token: &str) -> String {
+/// Opens a unidirectional HTTP stream with a connect token.
+async fn open_uni_stream(gyre: &Gyre, token: &str) -> reqwest::Response {
     let resp = gyre
         .http()
         .post(format!("http://{}/connection/uni_http_stream", gyre.addr))
@@ -222,7 +222,12 @@ async fn uni_stream(gyre: &Gyre, token: &str) -> String {
         .await
         .expect("open");
     assert_eq!(resp.status(), 200);
-    resp.text().await.expect("the stream ends")
+    resp
+}
+
+/// Everything a unidirectional HTTP-stream connect answers, until the stream ends.
+async fn uni_stream(gyre: &Gyre, token: &str) -> String {
+    open_uni_stream(gyre, token).await.text().await.expect("the stream ends")
 }
 
 #[tokio::test]
@@ -245,14 +250,7 @@ async fn a_jwks_outage_tells_unidirectional_clients_to_reconnect() {
     jwks.set_mode(Mode::Up);
     let deadline = Instant::now() + Duration::from_secs(15);
     let resp = loop {
-        let mut resp = gyre
-            .http()
-            .post(format!("http://{}/connection/uni_http_stream", gyre.addr))
-            .json(&json!({"token": token}))
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .expect("open");
+        let mut resp = open_uni_stream(&gyre, &token).await;
         let first = tokio::time::timeout(Duration::from_secs(10), resp.chunk()).await.expect("a first push");
         let first = String::from_utf8_lossy(&first.expect("stream").unwrap_or_default()).to_string();
         if first.contains("\"connect\"") {
