@@ -145,14 +145,14 @@ impl Node {
                 (engine.clone(), engine, None)
             }
         };
-        let guarded = Arc::new(BoundedEngine::new(
+        let bounded = Arc::new(BoundedEngine::new(
             broker,
             presence,
             config.engine_timeout.0,
             metrics.engine_duration.clone(),
             metrics.engine_errors.clone(),
         ));
-        let (broker, presence): (Arc<dyn Broker>, Arc<dyn PresenceManager>) = (guarded.clone(), guarded);
+        let (broker, presence): (Arc<dyn Broker>, Arc<dyn PresenceManager>) = (bounded.clone(), bounded);
         let node = Arc::new(Self {
             id,
             name,
@@ -393,17 +393,17 @@ async fn check_positions(node: std::sync::Weak<Node>, wake: Arc<tokio::sync::Not
         }
         let Some(node) = node.upgrade() else { return };
         let mut behind = 0;
+        let rules = node.rules();
         for channel in node.hub.positioned_channels() {
-            let rules = node.rules();
             let Ok(resolved) = rules.channels.resolve(&rules.config, &channel) else { continue };
             let meta_ttl = history_options(&rules.config, resolved.options).meta_ttl;
             let query = HistoryQuery { limit: Some(0), since: None, reverse: false, meta_ttl };
             match node.history(&channel, query).await {
                 Ok((_, top)) => behind += node.hub.check_positions(&channel, &top),
-                Err(code) => tracing::debug!(%code, %channel, "position check skipped"),
+                Err(code) => tracing::debug!(%code, %channel, "stream top not read; checked next round"),
             }
         }
-        let delay = node.config().client_channel_position_check_delay.0;
+        let delay = rules.config.client_channel_position_check_delay.0;
         next = if behind > 0 { POSITION_RECHECK.min(delay) } else { delay };
     }
 }
