@@ -93,14 +93,73 @@ impl Subscriber {
     }
 }
 
+/// Where this node's engine subscription of a channel stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineSub {
+    /// The first local subscriber is subscribing the node; others wait for the outcome.
+    Subscribing,
+    Subscribed,
+    /// The engine subscribe failed: the next subscriber to arrive tries again.
+    Failed,
+}
+
 /// The subscribers of one channel; its lock serializes fan-out so every subscriber sees the
 /// same order.
-#[derive(Default)]
 struct ChannelSubs {
     subs: Mutex<HashMap<Arc<str>, Subscriber>>,
     /// The last publication's payload while delta subscribers are here (the base of the next
     /// delta); locked only under `subs`.
     prev: Mutex<Option<Payload>>,
+    /// The engine subscription every subscriber here relies on; changed under `subs`.
+    engine: Arc<tokio::sync::watch::Sender<EngineSub>>,
+    /// Tells this entry from a later one for the same channel (the engine subscription is
+    /// made again when a channel's entry is created again).
+    generation: u64,
+    /// The newest offset delivered live here (0 = none yet); updated under `subs`.
+    live_top: std::sync::atomic::AtomicU64,
+}
+
+impl ChannelSubs {
+    fn new(generation: u64) -> Self {
+        Self {
+            subs: Mutex::new(HashMap::new()),
+            prev: Mutex::new(None),
+            engine: Arc::new(tokio::sync::watch::Sender::new(EngineSub::Subscribing)),
+            generation,
+            live_top: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+/// A subscriber's place in a channel entry: how to learn (or, for the first, report) the
+/// outcome of the engine subscription, and what had been delivered live when it arrived.
+pub struct Registration {
+    engine: Arc<tokio::sync::watch::Sender<EngineSub>>,
+    /// The channel entry's generation.
+    pub generation: u64,
+    /// The newest offset delivered live before this subscriber started holding publications:
+    /// a history read that reached at least this far leaves no gap before what it holds.
+    pub live_top: u64,
+}
+
+impl Registration {
+    /// Reports the engine subscribe's outcome to everyone waiting on it.
+    pub fn engine_subscribed(&self, ok: bool) {
+        self.engine.send_replace(if ok { EngineSub::Subscribed } else { EngineSub::Failed });
+    }
+
+    /// Waits (at most `limit`) until the engine subscription is made; false when it failed
+    /// or did not finish in time.
+    pub async fn wait_subscribed(&self, limit: std::time::Duration) -> bool {
+        let mut rx = self.engine.subscribe();
+        let outcome = tokio::time::timeout(limit, rx.wait_for(|s| *s != EngineSub::Subscribing)).await;
+        matches!(outcome, Ok(Ok(s)) if *s == EngineSub::Subscribed)
+    }
+
+    /// Whether the engine subscription is made now.
+    pub fn is_subscribed(&self) -> bool {
+        *self.engine.borrow() == EngineSub::Subscribed
+    }
 }
 
 /// A user's connections on this node by client id.
@@ -128,6 +187,8 @@ pub struct Hub {
     hasher: RandomState,
     num_clients: AtomicUsize,
     num_subs: AtomicUsize,
+    /// Generations of channel entries.
+    generations: std::sync::atomic::AtomicU64,
     /// Connections holding a [`Slot`]: connecting or connected (`client_connection_limit`).
     slots: AtomicUsize,
 }
@@ -148,9 +209,11 @@ pub struct UserLimitReached;
 
 /// Result of adding a subscriber.
 pub enum Added {
-    /// The first local subscriber: the broker must subscribe the node.
-    First,
-    Joined,
+    /// The broker must subscribe the node (the first local subscriber, or the first since a
+    /// failed engine subscribe) and report the outcome on the registration.
+    First(Registration),
+    /// The engine subscription exists or is being made: wait for it before answering.
+    Joined(Registration),
     AlreadySubscribed,
 }
 
@@ -228,6 +291,7 @@ impl Default for Hub {
             hasher: RandomState::new(),
             num_clients: AtomicUsize::new(0),
             num_subs: AtomicUsize::new(0),
+            generations: std::sync::atomic::AtomicU64::new(0),
             slots: AtomicUsize::new(0),
         }
     }
@@ -324,16 +388,18 @@ impl Hub {
         self.users[self.shard_of(user)].read().get(user).map(|c| c.values().cloned().collect()).unwrap_or_default()
     }
 
-    /// Adds a subscriber; `on_added` runs under the channel's fan-out lock, so whatever it
-    /// queues (the subscribe reply) precedes every publication delivered to the subscriber.
-    pub fn add_subscriber(&self, channel: &str, sub: Subscriber, on_added: impl FnOnce()) -> Added {
+    /// Adds a subscriber. The first one of a channel entry (or the first after its engine
+    /// subscribe failed) must subscribe the node; the others wait for that outcome, so none is
+    /// answered while the node receives nothing for the channel.
+    pub fn add_subscriber(&self, channel: &str, sub: Subscriber) -> Added {
         // The shard lock is held while inserting so a concurrent removal of the last
         // subscriber cannot orphan the entry we add to.
         let mut shard = self.channels[self.shard_of(channel)].write();
         let entry = match shard.get(channel) {
             Some(e) => e.clone(),
             None => {
-                let e = Arc::new(ChannelSubs::default());
+                let generation = self.generations.fetch_add(1, Ordering::Relaxed);
+                let e = Arc::new(ChannelSubs::new(generation));
                 shard.insert(Arc::from(channel), e.clone());
                 e
             }
@@ -345,11 +411,22 @@ impl Hub {
             Entry::Vacant(v) => {
                 v.insert(sub);
                 self.num_subs.fetch_add(1, Ordering::Relaxed);
-                on_added();
-                if first {
-                    Added::First
+                let registration = Registration {
+                    engine: entry.engine.clone(),
+                    generation: entry.generation,
+                    live_top: entry.live_top.load(Ordering::Relaxed),
+                };
+                let retry = entry.engine.send_if_modified(|s| {
+                    let failed = *s == EngineSub::Failed;
+                    if failed {
+                        *s = EngineSub::Subscribing;
+                    }
+                    failed
+                });
+                if first || retry {
+                    Added::First(registration)
                 } else {
-                    Added::Joined
+                    Added::Joined(registration)
                 }
             }
         }
@@ -408,6 +485,9 @@ impl Hub {
         let mut for_delta = DeltaEncodings::new(channel, &publication, prev.as_ref());
         let mut has_delta_subs = false;
         let mut n = 0;
+        if publication.offset > 0 {
+            entry.live_top.store(publication.offset, Ordering::Relaxed);
+        }
         for sub in subs.values_mut() {
             has_delta_subs |= sub.delta;
             if sub.broken {
@@ -592,6 +672,7 @@ mod tests {
     use super::*;
     use crate::protocol::Payload;
     use crate::session::{Batch, Outbox};
+    use std::time::Duration;
 
     fn client() -> (Arc<ClientHandle>, Arc<Outbox>) {
         let outbox = Arc::new(Outbox::new(1 << 20));
@@ -622,7 +703,7 @@ mod tests {
         let hub = Hub::default();
         let (c, outbox) = client();
         let epoch = StreamPosition { offset: 0, epoch: "e".into() };
-        hub.add_subscriber("ch", Subscriber::syncing(c.clone(), false, false), || {});
+        hub.add_subscriber("ch", Subscriber::syncing(c.clone(), false, false));
         // Live publications while the subscribe is answered are held, not sent.
         for o in 1..=3 {
             hub.broadcast_publication("ch", publication(o), &epoch);
@@ -651,9 +732,42 @@ mod tests {
     async fn an_epoch_change_loses_continuity() {
         let hub = Hub::default();
         let (c, outbox) = client();
-        hub.add_subscriber("ch", Subscriber::syncing(c, false, false), || {});
+        hub.add_subscriber("ch", Subscriber::syncing(c, false, false));
         hub.activate("ch", "c1", &StreamPosition { offset: 5, epoch: "old".into() }, true, None);
         hub.broadcast_publication("ch", publication(6), &StreamPosition { offset: 6, epoch: "new".into() });
         assert!(matches!(outbox.next_control().await, Control::InsufficientState { .. }));
+    }
+
+    #[tokio::test]
+    async fn subscribers_wait_for_the_engine_subscribe_and_retry_after_it_failed() {
+        let hub = Hub::default();
+        let sub = |id: &str| {
+            let outbox = Arc::new(Outbox::new(1 << 20));
+            Subscriber::live(
+                Arc::new(ClientHandle::new(Arc::from(id), Arc::from("u"), Encoding::Json, outbox)),
+                false,
+                false,
+            )
+        };
+        let Added::First(first) = hub.add_subscriber("ch", sub("a")) else { panic!("a is first") };
+        let Added::Joined(joined) = hub.add_subscriber("ch", sub("b")) else { panic!("b joins") };
+        // The joiner is not answered while the first's engine subscribe is in flight...
+        let wait = tokio::spawn(async move { joined.wait_subscribed(Duration::from_secs(5)).await });
+        tokio::task::yield_now().await;
+        assert!(!wait.is_finished());
+        // ...and learns that it failed, instead of staying with no engine subscription.
+        first.engine_subscribed(false);
+        assert!(!wait.await.unwrap());
+        // The next subscriber to arrive subscribes the node again; a success reaches everyone.
+        let Added::First(retry) = hub.add_subscriber("ch", sub("c")) else { panic!("c subscribes again") };
+        let Added::Joined(late) = hub.add_subscriber("ch", sub("d")) else { panic!("d joins") };
+        retry.engine_subscribed(true);
+        assert!(late.wait_subscribed(Duration::from_secs(5)).await);
+        assert!(matches!(hub.add_subscriber("ch", sub("e")), Added::Joined(r) if r.is_subscribed()));
+        // A new entry for the channel (after everyone left) starts over.
+        for id in ["a", "b", "c", "d", "e"] {
+            hub.remove_subscriber("ch", id);
+        }
+        assert!(matches!(hub.add_subscriber("ch", sub("f")), Added::First(_)));
     }
 }

@@ -20,6 +20,9 @@ use crate::node::history_options;
 use crate::node::hub::{Added, Subscriber};
 use crate::protocol::*;
 
+/// How much longer than one engine call a subscriber waits for another's engine subscribe.
+const ENGINE_SUBSCRIBE_GRACE: Duration = Duration::from_secs(1);
+
 /// `SubscribeRequest.flag` bit: answer 112 instead of `recovered: false`.
 const FLAG_REJECT_UNRECOVERED: i64 = 2;
 
@@ -102,16 +105,29 @@ impl Session {
         let subscriber = Subscriber::syncing(handle.clone(), spec.push_join_leave, spec.server_side)
             .with_delta(spec.delta)
             .with_filter(spec.filter.clone());
-        match self.node.hub.add_subscriber(&spec.channel, subscriber, || {}) {
+        let registration = match self.node.hub.add_subscriber(&spec.channel, subscriber) {
             Added::AlreadySubscribed => return Err(ErrorCode::ALREADY_SUBSCRIBED),
-            Added::First => {
-                if let Err(code) = self.node.broker_subscribe(&spec.channel).await {
+            Added::First(registration) => {
+                let subscribed = self.node.broker_subscribe(&spec.channel).await;
+                registration.engine_subscribed(subscribed.is_ok());
+                if let Err(code) = subscribed {
                     self.drop_subscriber(handle, &spec.channel).await;
                     return Err(code);
                 }
+                registration
             }
-            Added::Joined => {}
-        }
+            Added::Joined(registration) => {
+                // Answered only once the node receives the channel: another subscriber's
+                // engine subscribe may still be in flight, and may fail.
+                let limit = self.node.config().engine_timeout.0 + ENGINE_SUBSCRIBE_GRACE;
+                if !registration.wait_subscribed(limit).await {
+                    self.drop_subscriber(handle, &spec.channel).await;
+                    return Err(ErrorCode::INTERNAL);
+                }
+                registration
+            }
+        };
+        let _ = registration;
         match self.subscription_result(&spec).await {
             Ok((result, position)) => Ok(Prepared { spec, result, position }),
             Err(code) => {

@@ -289,8 +289,10 @@ impl Shared {
         let rules = crate::node::channels::split_namespace(channel).0.to_string();
         let subject = self.layout.live_subject(&rules, channel);
         let mut sub = self.client.subscribe(subject).await.map_err(|e| unavailable("subscribe", e))?;
-        // The subscription is active at the server once the flush returns, so a history read
-        // made after this cannot miss what is published later.
+        // The server handles one connection's operations in order: history requests sent
+        // after this (JetStream shares the connection) are answered only once the subscription
+        // is in place, so a read made after it cannot miss what is published later. The flush
+        // puts the subscription on the wire; it does not wait for the server.
         self.client.flush().await.map_err(|e| unavailable("flush", e))?;
         let shared = self.clone();
         let ch = channel.to_string();
