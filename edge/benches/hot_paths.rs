@@ -77,7 +77,7 @@ fn fan_out_case(c: &mut Criterion, name: &str, delta: bool) {
         let outbox = Arc::new(Outbox::new(1 << 20));
         let client =
             Arc::new(ClientHandle::new(Arc::from(format!("c{i}")), Arc::from("u"), Encoding::Json, outbox.clone()));
-        hub.add_subscriber("big", Subscriber::live(client, false, false).with_delta(delta), || {});
+        hub.add_subscriber("big", Subscriber::live(client, false, false).with_delta(delta));
         outboxes.push(outbox);
     }
     let publication = |text: String| {
