@@ -255,3 +255,50 @@ async fn publications_missed_while_reconnecting_are_noticed_on_a_quiet_channel()
         assert!(got.contains(o), "acknowledged offset {o} not recovered: {got:?}");
     }
 }
+
+#[tokio::test]
+async fn a_recreated_stream_is_seen_by_the_first_publication_in_it() {
+    let nats = NatsServer::start();
+    let patch = json!({"client_channel_position_check_delay": "300s"});
+    let a = node(&nats.url(), "node-a", patch.clone()).await;
+    let b = node(&nats.url(), "node-b", patch).await;
+    let (mut c, sub) = subscribed(&b, "42", "chat:epoch", json!({})).await;
+    let old_epoch = sub["epoch"].as_str().expect("an epoch").to_string();
+    let mut last = 0;
+    for i in 0..5 {
+        last = publish(&a, "chat:epoch", json!(i)).await["offset"].as_u64().expect("offset");
+        assert_eq!(c.next_push().await["pub"]["data"], i);
+    }
+
+    // The history stream is deleted behind Gyre's back (an operator, or a NATS without its
+    // storage): the next publication starts a new stream whose offsets start over.
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.expect("connect to NATS"));
+    js.delete_stream("gyre_H_Y2hhdA").await.expect("delete the history stream (namespace `chat`)");
+    let mut answer = Value::Null;
+    assert!(
+        eventually!(10, {
+            answer =
+                api_patiently(&a, "publish", json!({"channel": "chat:epoch", "data": "new"})).await.unwrap_or_default();
+            answer.get("result").is_some()
+        }),
+        "publishing does not resume after the stream was deleted: {answer}"
+    );
+    let new_epoch = answer["result"]["epoch"].as_str().expect("an epoch").to_string();
+    assert_ne!(new_epoch, old_epoch, "{answer}");
+    assert!(answer["result"]["offset"].as_u64() <= Some(last), "offsets started over: {answer}");
+
+    // The subscriber is told at once (not after an epoch refresh): its position is in a stream
+    // that is gone, so a low offset must not pass for a duplicate.
+    let push = c.next_push().await;
+    assert_eq!(push["unsubscribe"]["code"], 2500, "{push}");
+    // Both nodes report the new epoch, and recovering across the two streams is refused.
+    for g in [&a, &b] {
+        let (_, h) = g.api("history", json!({"channel": "chat:epoch", "limit": 0})).await;
+        assert_eq!(h["result"]["epoch"], new_epoch.as_str(), "{h}");
+    }
+    let r = c
+        .command(json!({"subscribe": {"channel": "chat:epoch", "recover": true, "offset": last, "epoch": old_epoch}}))
+        .await;
+    assert!(r["subscribe"]["was_recovering"] == true && r["subscribe"]["recovered"].is_null(), "{r}");
+    assert_eq!(r["subscribe"]["epoch"], new_epoch.as_str(), "{r}");
+}

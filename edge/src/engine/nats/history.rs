@@ -1,5 +1,6 @@
 //! Publishing into JetStream and reading channel history back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishErrorKind;
@@ -9,7 +10,7 @@ use async_nats::HeaderMap;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{unavailable, NsStream, Shared, KIND, PREV};
+use super::{unavailable, ChainTip, NsStream, Shared, EPOCH, KIND, PREV};
 use crate::engine::{EngineError, HistoryOptions, HistoryQuery, PublishOptions, IDEMPOTENCY_WINDOW};
 use crate::node::channels::split_namespace;
 use crate::protocol::{ClientInfo, Payload, Publication, StreamPosition};
@@ -90,6 +91,11 @@ fn encode_publication(p: &Publication) -> Result<bytes::Bytes, EngineError> {
     serde_json::to_vec(&stored).map(bytes::Bytes::from).map_err(|e| unavailable("encode", e))
 }
 
+/// The epoch a stored message carries (written by its publisher), if any.
+pub(super) fn epoch_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get(EPOCH).map(|v| v.as_str()).filter(|e| !e.is_empty())
+}
+
 /// An epoch string from a stream's creation time.
 fn epoch_of(info: &jetstream::stream::Info) -> String {
     format!("{:x}", info.created.unix_timestamp_nanos())
@@ -122,7 +128,7 @@ impl Shared {
         let info = self.js.create_or_update_stream(config).await.map_err(|e| unavailable("create stream", e))?;
         let mut stream = self.js.get_stream(&info.config.name).await.map_err(|e| unavailable("get stream", e))?;
         let info = stream.info().await.map_err(|e| unavailable("stream info", e))?;
-        let ns = NsStream { epoch: epoch_of(info), stream };
+        let ns = NsStream { epoch: Arc::from(epoch_of(info)), stream };
         self.streams.write().insert(namespace.to_string(), ns.clone());
         Ok(ns)
     }
@@ -132,8 +138,8 @@ impl Shared {
     pub(super) async fn refresh_epochs(&self) {
         let known: Vec<(String, NsStream)> = self.streams.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for (namespace, mut ns) in known {
-            let epoch = match ns.stream.info().await {
-                Ok(info) => epoch_of(info),
+            let epoch: Arc<str> = match ns.stream.info().await {
+                Ok(info) => Arc::from(epoch_of(info)),
                 Err(_) => match self.config().namespace(&namespace).cloned() {
                     Some(o) => {
                         match self.ensure_stream(&namespace, crate::node::history_options(&self.config(), &o)).await {
@@ -174,11 +180,39 @@ impl Shared {
         }
     }
 
-    /// The channel's last stored sequence (what the next write must expect) and its top
-    /// publication offset (what the next publication chains to): they differ when the last
-    /// stored message is a position mark left by `history_remove`. `(0, 0)`: nothing stored.
-    async fn last_stored(&self, ns: &NsStream, subject: &str) -> Result<(u64, u64), EngineError> {
-        Ok(self.last_message(ns, subject).await?.map_or((0, 0), |m| (m.0, top_offset(&m))))
+    /// Where the channel's chain ends: the last stored sequence (what the next write must
+    /// expect), the top publication offset (what the next publication chains to; they differ
+    /// after a position mark left by `history_remove`) and the chain's epoch. A channel with
+    /// nothing stored starts a new chain in the stream's current epoch, read fresh: after the
+    /// stream was re-created, the first publication already carries the new epoch.
+    async fn chain_tip(&self, ns: &NsStream, namespace: &str, subject: &str) -> Result<ChainTip, EngineError> {
+        match self.last_message(ns, subject).await? {
+            Some(m) => {
+                let epoch = epoch_header(&m.1).map_or_else(|| ns.epoch.clone(), Arc::from);
+                Ok(ChainTip { expect: m.0, prev: top_offset(&m), epoch })
+            }
+            None => {
+                let epoch = self.current_epoch(ns, namespace).await?;
+                Ok(ChainTip { expect: 0, prev: 0, epoch })
+            }
+        }
+    }
+
+    /// The stream's epoch as it is now (one stream info request), recorded for later reads.
+    async fn current_epoch(&self, ns: &NsStream, namespace: &str) -> Result<Arc<str>, EngineError> {
+        let mut stream = ns.stream.clone();
+        let epoch: Arc<str> = match stream.info().await {
+            Ok(info) => Arc::from(epoch_of(info)),
+            Err(e) => {
+                self.streams.write().remove(namespace);
+                return Err(unavailable("stream info", e));
+            }
+        };
+        if epoch != ns.epoch {
+            tracing::warn!(namespace, "history stream was re-created: new epoch");
+            self.streams.write().insert(namespace.to_string(), NsStream { stream, epoch: epoch.clone() });
+        }
+        Ok(epoch)
     }
 
     pub(super) async fn publish(
@@ -198,15 +232,16 @@ impl Shared {
         let ns = self.stream_for(namespace).await?;
         let subject = self.layout.history_subject(namespace, channel);
         let _serial = self.publish_lock(channel).lock().await;
-        let cached = self.last_offsets.lock().get(channel).copied();
-        let (mut expect, mut prev) = match cached {
-            Some(p) => p,
-            None => self.last_stored(&ns, &subject).await?,
+        let cached = self.last_offsets.lock().get(channel).cloned();
+        let mut tip = match cached {
+            Some(tip) => tip,
+            None => self.chain_tip(&ns, namespace, &subject).await?,
         };
         for _ in 0..MAX_CAS_RETRIES {
             let mut headers = HeaderMap::new();
-            headers.insert("Nats-Expected-Last-Subject-Sequence", expect.to_string().as_str());
-            headers.insert(PREV, prev.to_string().as_str());
+            headers.insert("Nats-Expected-Last-Subject-Sequence", tip.expect.to_string().as_str());
+            headers.insert(PREV, tip.prev.to_string().as_str());
+            headers.insert(EPOCH, &*tip.epoch);
             if let Some(key) = &options.idempotency_key {
                 headers.insert("Nats-Msg-Id", format!("{channel}\u{1f}{key}").as_str());
             }
@@ -216,17 +251,19 @@ impl Shared {
             };
             match ack {
                 Ok(ack) => {
+                    let epoch = tip.epoch.to_string();
                     if !ack.duplicate {
                         let mut cache = self.last_offsets.lock();
                         if cache.len() >= MAX_CACHED_CHANNELS {
                             cache.clear();
                         }
-                        cache.insert(channel.to_string(), (ack.sequence, ack.sequence));
+                        let next = ChainTip { expect: ack.sequence, prev: ack.sequence, epoch: tip.epoch };
+                        cache.insert(channel.to_string(), next);
                     }
-                    return Ok(StreamPosition { offset: ack.sequence, epoch: ns.epoch.clone() });
+                    return Ok(StreamPosition { offset: ack.sequence, epoch });
                 }
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                    (expect, prev) = self.last_stored(&ns, &subject).await?;
+                    tip = self.chain_tip(&ns, namespace, &subject).await?;
                 }
                 Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
                     self.streams.write().remove(namespace);
@@ -327,9 +364,12 @@ impl Shared {
         let last = self.last_message(&ns, &subject).await?;
         let top = last.as_ref().map_or(0, top_offset);
         let last_seq = last.as_ref().map_or(0, |m| m.0);
-        let position = StreamPosition { offset: top, epoch: ns.epoch.clone() };
+        // The channel's epoch is the one its newest message carries (an empty channel is in
+        // the stream's epoch, which its first publication will carry).
+        let epoch = last.as_ref().and_then(|m| epoch_header(&m.1)).unwrap_or(&ns.epoch).to_string();
+        let position = StreamPosition { offset: top, epoch };
         if let Some(since) = &query.since {
-            if !since.epoch.is_empty() && since.epoch != ns.epoch {
+            if !since.epoch.is_empty() && since.epoch != position.epoch {
                 return Err(EngineError::Unrecoverable);
             }
         }
@@ -397,14 +437,16 @@ impl Shared {
         let ns = self.stream_for(namespace).await?;
         let subject = self.layout.history_subject(namespace, channel);
         let _serial = self.publish_lock(channel).lock().await;
-        let (_, top) = self.last_stored(&ns, &subject).await?;
+        let tip = self.chain_tip(&ns, namespace, &subject).await?;
         ns.stream.purge().filter(subject.clone()).await.map_err(|e| unavailable("purge", e))?;
+        let top = tip.prev;
         if top == 0 {
             return Ok(());
         }
         let mut headers = HeaderMap::new();
         headers.insert(KIND, "mark");
         headers.insert(PREV, top.to_string().as_str());
+        headers.insert(EPOCH, &*tip.epoch);
         headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
         let ack = self
             .js
@@ -413,7 +455,9 @@ impl Shared {
             .map_err(|e| unavailable("mark", e))?
             .await
             .map_err(|e| unavailable("mark", e))?;
-        self.last_offsets.lock().insert(channel.to_string(), (ack.sequence, top));
+        self.last_offsets
+            .lock()
+            .insert(channel.to_string(), ChainTip { expect: ack.sequence, prev: top, epoch: tip.epoch });
         Ok(())
     }
 }

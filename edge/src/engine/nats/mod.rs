@@ -39,6 +39,9 @@ use subjects::Layout;
 const KIND: &str = "Gyre-Kind";
 /// Header with the previous offset of the channel.
 const PREV: &str = "Gyre-Prev";
+/// Header with the epoch of the channel's chain: written by each publisher, carried forward
+/// from the message it chains to, so live subscribers see a new stream's epoch at once.
+const EPOCH: &str = "Gyre-Epoch";
 fn unavailable(what: &str, err: impl std::fmt::Display) -> EngineError {
     EngineError::Unavailable(format!("nats: {what}: {err}"))
 }
@@ -142,7 +145,17 @@ async fn connect_options(
 #[derive(Clone)]
 struct NsStream {
     stream: jetstream::stream::Stream,
-    epoch: String,
+    epoch: Arc<str>,
+}
+
+/// The end of a channel's offset chain, as the next write needs it.
+#[derive(Clone)]
+struct ChainTip {
+    /// The last stored sequence of the channel's subject (the write's expectation).
+    expect: u64,
+    /// The top publication offset (what the next publication names as previous).
+    prev: u64,
+    epoch: Arc<str>,
 }
 
 /// Everything the engine tasks share.
@@ -158,7 +171,7 @@ pub struct Shared {
     live: Mutex<HashMap<String, JoinHandle<()>>>,
     /// Last known offset per channel on this node's publish path (a cache; the stream is the
     /// truth and a stale value only costs a retry).
-    last_offsets: Mutex<HashMap<String, (u64, u64)>>,
+    last_offsets: Mutex<HashMap<String, ChainTip>>,
     /// Serializes this node's publishes per channel (hashed), so it does not race itself.
     publish_locks: Vec<tokio::sync::Mutex<()>>,
     presence: Arc<presence::Presence>,
@@ -328,7 +341,10 @@ impl Shared {
             None => {
                 let seq = number(headers.and_then(|h| h.get(async_nats::header::NATS_SEQUENCE)));
                 let prev = number(headers.and_then(|h| h.get(PREV)));
-                let epoch = self.streams.read().get(namespace).map(|s| s.epoch.clone()).unwrap_or_default();
+                let epoch = match headers.and_then(history::epoch_header) {
+                    Some(e) => e.to_string(),
+                    None => self.streams.read().get(namespace).map(|s| s.epoch.to_string()).unwrap_or_default(),
+                };
                 let position = StreamPosition { offset: seq, epoch };
                 let Ok(mut publication) = history::decode_publication(&msg.payload) else {
                     tracing::warn!(channel, "undecodable publication on the live subject");
