@@ -274,7 +274,7 @@ async fn a_recreated_stream_is_seen_by_the_first_publication_in_it() {
     // storage): the next publication starts a new stream whose offsets start over.
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.expect("connect to NATS"));
     js.delete_stream("gyre_H_Y2hhdA").await.expect("delete the history stream (namespace `chat`)");
-    let mut answer = Value::Null;
+    let mut answer;
     assert!(
         eventually!(10, {
             answer =
