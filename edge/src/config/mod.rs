@@ -223,6 +223,10 @@ pub struct Config {
     pub nats_replicas: usize,
     /// How long presence outlives a node that stopped refreshing it.
     pub nats_presence_ttl: ConfigDuration,
+    /// Caps of each namespace's history stream (all its channels together; 0 = no cap). A
+    /// full stream refuses new publications instead of evicting acknowledged ones.
+    pub nats_stream_max_messages: u64,
+    pub nats_stream_max_bytes: u64,
     /// The longest any one engine call (publish, history read, presence, subscribe) may take;
     /// past it the caller gets a temporary error instead of waiting on a stalled engine.
     pub engine_timeout: ConfigDuration,
@@ -366,6 +370,8 @@ impl Default for Config {
             nats_storage: "file".to_string(),
             nats_replicas: 1,
             nats_presence_ttl: ConfigDuration::secs(60),
+            nats_stream_max_messages: 1_000_000,
+            nats_stream_max_bytes: 0,
             engine_timeout: ConfigDuration::secs(3),
             proxy_connect_endpoint: String::new(),
             proxy_connect_timeout: ConfigDuration::secs(1),

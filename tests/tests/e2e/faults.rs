@@ -302,3 +302,26 @@ async fn a_recreated_stream_is_seen_by_the_first_publication_in_it() {
     assert!(r["subscribe"]["was_recovering"] == true && r["subscribe"]["recovered"].is_null(), "{r}");
     assert_eq!(r["subscribe"]["epoch"], new_epoch.as_str(), "{r}");
 }
+
+#[tokio::test]
+async fn a_full_history_stream_refuses_publications_and_keeps_acknowledged_ones() {
+    let nats = NatsServer::start();
+    let g = node(&nats.url(), "capped", json!({"nats_stream_max_messages": 4})).await;
+    // A channel's own history size still drops its oldest ("small" keeps 2)...
+    for i in 0..5 {
+        publish(&g, "small:a", json!(i)).await;
+    }
+    let (_, h) = g.api("history", json!({"channel": "small:a", "limit": -1})).await;
+    assert_eq!(h["result"]["publications"].as_array().map(Vec::len), Some(2), "{h}");
+    // ...but the namespace's stream as a whole (4 messages) is never made room in by
+    // evicting another channel's acknowledged publications: the publish is refused.
+    publish(&g, "small:b", json!("b1")).await;
+    publish(&g, "small:c", json!("c1")).await;
+    let (_, refused) = g.api("publish", json!({"channel": "small:d", "data": "d1"})).await;
+    assert_eq!(refused["error"]["code"], 100, "{refused}");
+    for (channel, data) in [("small:b", "b1"), ("small:c", "c1")] {
+        let (_, h) = g.api("history", json!({"channel": channel, "limit": -1})).await;
+        assert_eq!(h["result"]["publications"][0]["data"], data, "{h}");
+    }
+    assert!(g.logs().contains("maximum messages exceeded"), "the refusal names the cap in the log");
+}

@@ -96,6 +96,15 @@ pub(super) fn epoch_header(headers: &HeaderMap) -> Option<&str> {
     headers.get(EPOCH).map(|v| v.as_str()).filter(|e| !e.is_empty())
 }
 
+/// A stream limit in JetStream's terms (-1 = none).
+fn stream_cap(cap: u64) -> i64 {
+    if cap == 0 {
+        -1
+    } else {
+        i64::try_from(cap).unwrap_or(i64::MAX)
+    }
+}
+
 /// An epoch string from a stream's creation time.
 fn epoch_of(info: &jetstream::stream::Info) -> String {
     format!("{:x}", info.created.unix_timestamp_nanos())
@@ -118,6 +127,12 @@ impl Shared {
             // JetStream requires the duplicate window to fit within max age.
             duplicate_window: IDEMPOTENCY_WINDOW.min(history.ttl),
             allow_direct: true,
+            // A full stream refuses the publish (the publisher gets an error) rather than
+            // dropping another channel's acknowledged history; each channel's own
+            // `history_size` still drops its oldest.
+            discard: jetstream::stream::DiscardPolicy::New,
+            max_messages: stream_cap(self.settings.max_messages),
+            max_bytes: stream_cap(self.settings.max_bytes),
             republish: Some(jetstream::stream::Republish {
                 source: self.layout.stream_subjects(namespace),
                 destination: self.layout.republish_destination(namespace),

@@ -55,6 +55,9 @@ pub struct NatsSettings {
     pub replicas: usize,
     pub presence_ttl: Duration,
     pub presence_refresh: Duration,
+    /// Caps of each history stream (0 = none).
+    pub max_messages: u64,
+    pub max_bytes: u64,
 }
 
 impl NatsSettings {
@@ -70,6 +73,8 @@ impl NatsSettings {
             replicas: c.nats_replicas.max(1),
             presence_ttl: c.nats_presence_ttl.0,
             presence_refresh: c.client_presence_update_interval.0.min(c.nats_presence_ttl.0 / 2),
+            max_messages: c.nats_stream_max_messages,
+            max_bytes: c.nats_stream_max_bytes,
         }
     }
 }
