@@ -21,6 +21,7 @@ pub struct Metrics {
     pub api_commands: HistogramVec,
     pub api_errors: IntCounterVec,
     pub recover: IntCounterVec,
+    pub recovery_reads: IntCounterVec,
     pub proxy_duration: HistogramVec,
     pub proxy_errors: IntCounterVec,
     pub listener_refused: IntCounterVec,
@@ -121,6 +122,12 @@ impl Metrics {
                 &["protocol", "method", "code"],
             )?,
             recover: counter(&registry, "client_recover_total", "Subscribe recoveries by outcome", &["recovered"])?,
+            recovery_reads: counter(
+                &registry,
+                "client_recovery_reads_total",
+                "Stream recoveries by how their history read was served (engine = own read, shared = a share of another subscriber's)",
+                &["served"],
+            )?,
             proxy_errors: counter(
                 &registry,
                 "proxy_errors_total",

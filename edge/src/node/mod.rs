@@ -5,6 +5,7 @@ pub mod channels;
 pub mod cluster;
 pub mod delta;
 pub mod hub;
+pub mod recovery;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct Node {
     connection_bucket: parking_lot::Mutex<crate::limit::TokenBucket>,
     /// Per-IP limit of `/emulation` POSTs.
     pub emulation_limiter: crate::limit::KeyedLimiter,
+    /// Recovery reads shared by subscribers of one channel in a reconnect storm.
+    pub shared_reads: recovery::SharedReads,
     shutting_down: AtomicBool,
 }
 
@@ -170,6 +173,7 @@ impl Node {
                 crate::limit::Quota::per_second(config_for_limits.emulation_ip_rate_limit),
                 &config_for_limits.ip_rate_limit_exempt,
             ),
+            shared_reads: recovery::SharedReads::default(),
             shutting_down: AtomicBool::new(false),
         });
         tokio::spawn(check_positions(Arc::downgrade(&node), position_check));
@@ -216,6 +220,7 @@ impl Node {
                     b.sweep();
                 }
                 node.emulation_limiter.sweep();
+                node.shared_reads.sweep();
             }
         });
     }

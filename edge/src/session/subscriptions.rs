@@ -17,7 +17,9 @@ use crate::config::ChannelOptions;
 use crate::engine::HistoryQuery;
 use crate::node::channels::{is_private, user_allowed};
 use crate::node::history_options;
-use crate::node::hub::{Added, Subscriber};
+use crate::node::hub::{Added, Registration, Subscriber};
+use crate::node::recovery::{ReadResult, Reader};
+use crate::node::Node;
 use crate::protocol::*;
 
 /// How much longer than one engine call a subscriber waits for another's engine subscribe.
@@ -127,8 +129,7 @@ impl Session {
                 registration
             }
         };
-        let _ = registration;
-        match self.subscription_result(&spec).await {
+        match self.subscription_result(&spec, &registration).await {
             Ok((result, position)) => Ok(Prepared { spec, result, position }),
             Err(code) => {
                 self.drop_subscriber(handle, &spec.channel).await;
@@ -145,7 +146,11 @@ impl Session {
 
     /// The subscribe result: stream position for positioned subscriptions, the missed
     /// publications for recovering ones (protocol notes §7.3).
-    async fn subscription_result(&self, spec: &SubSpec) -> Result<(SubscribeResult, StreamPosition), ErrorCode> {
+    async fn subscription_result(
+        &self,
+        spec: &SubSpec,
+        registration: &Registration,
+    ) -> Result<(SubscribeResult, StreamPosition), ErrorCode> {
         let mut result = SubscribeResult {
             was_recovering: spec.recover.is_some(),
             data: spec.data.clone(),
@@ -182,21 +187,17 @@ impl Session {
                 }
             }
             (Some(since), true) => {
+                // Subscribers recovering this channel together share one read (a reconnect
+                // storm costs one read per channel); see node::recovery for when that is safe.
                 let max = config.client_recovery_max_publication_limit;
                 let query = HistoryQuery { limit: Some(max), since: Some(since.clone()), reverse: false, meta_ttl };
-                match self.node.history(&spec.channel, query).await {
-                    Ok((pubs, top)) => {
-                        let complete = match (pubs.first(), pubs.last()) {
-                            (Some(first), Some(last)) => first.prev_offset == since.offset && last.offset == top.offset,
-                            _ => top.offset == since.offset,
-                        };
-                        (complete.then_some(pubs), top)
-                    }
-                    Err(code) if code == ErrorCode::UNRECOVERABLE_POSITION => {
-                        (None, self.node.history(&spec.channel, top(0)).await?.1)
-                    }
-                    Err(code) => return Err(code),
-                }
+                let read = recovery_read(self.node.clone(), spec.channel.clone(), since.clone(), query);
+                let reader = Reader { since, generation: registration.generation, live_top: registration.live_top };
+                let wait = config.engine_timeout.0 + ENGINE_SUBSCRIBE_GRACE;
+                let (read, served) = self.node.shared_reads.recover(&spec.channel, reader, wait, read).await;
+                self.node.metrics.recovery_reads.with_label_values(&[served.label()]).inc();
+                let read = read?;
+                (read.complete.then(|| Arc::unwrap_or_clone(read.publications)), read.top)
             }
             _ => (None, self.node.history(&spec.channel, top(0)).await?.1),
         };
@@ -584,4 +585,30 @@ pub fn payload_or_b64(json: Option<Payload>, b64: Option<&str>) -> Option<Payloa
 /// `client_expired_sub_close_delay` in seconds.
 fn sub_grace(config: &crate::config::Config) -> i64 {
     i64::try_from(config.client_expired_sub_close_delay.0.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// One recovery read after `since`: the publications and whether they run without a gap to the
+/// stream's top; a position the engine cannot recover from yields only the top.
+async fn recovery_read(
+    node: Arc<Node>,
+    channel: String,
+    since: StreamPosition,
+    query: HistoryQuery,
+) -> Result<ReadResult, ErrorCode> {
+    let meta_ttl = query.meta_ttl;
+    match node.history(&channel, query).await {
+        Ok((publications, top)) => {
+            let complete = match (publications.first(), publications.last()) {
+                (Some(first), Some(last)) => first.prev_offset == since.offset && last.offset == top.offset,
+                _ => top.offset == since.offset,
+            };
+            Ok(ReadResult { since, publications: Arc::new(publications), top, complete })
+        }
+        Err(code) if code == ErrorCode::UNRECOVERABLE_POSITION => {
+            let query = HistoryQuery { limit: Some(0), since: None, reverse: true, meta_ttl };
+            let (_, top) = node.history(&channel, query).await?;
+            Ok(ReadResult { since, publications: Arc::default(), top, complete: false })
+        }
+        Err(code) => Err(code),
+    }
 }
