@@ -44,6 +44,12 @@ struct Slot {
     outcome: watch::Receiver<Outcome>,
 }
 
+/// A reader's part in a channel's read: wait for one on offer, or start one.
+enum Turn {
+    Join(watch::Receiver<Outcome>),
+    Lead(watch::Sender<Outcome>),
+}
+
 /// Who may take a share of a read.
 pub struct Reader<'a> {
     pub since: &'a StreamPosition,
@@ -91,27 +97,28 @@ impl SharedReads {
     where
         F: std::future::Future<Output = Result<ReadResult, ErrorCode>> + Send + 'static,
     {
-        if let Some(mut outcome) = self.offered(channel, &reader) {
-            let got = tokio::time::timeout(wait, outcome.wait_for(Option::is_some)).await;
-            if let Ok(Ok(done)) = got {
-                match done.as_ref() {
+        let tx = match self.join_or_lead(channel, &reader) {
+            Turn::Lead(tx) => tx,
+            Turn::Join(mut outcome) => {
+                let got = tokio::time::timeout(wait, outcome.wait_for(Option::is_some)).await;
+                let done = match got {
+                    Ok(Ok(outcome)) => outcome.clone(),
+                    _ => None,
+                };
+                match done {
                     Some(Ok(result)) => {
-                        if let Some(share) = share_of(result, &reader) {
+                        if let Some(share) = share_of(&result, &reader) {
                             return (Ok(share), Served::Shared);
                         }
                     }
                     // A read that failed fails everyone who waited on it: they would have
                     // asked the same engine at the same moment.
-                    Some(Err(code)) => return (Err(code.clone()), Served::Shared),
+                    Some(Err(code)) => return (Err(code), Served::Shared),
                     None => {}
                 }
+                self.lead(channel, &reader)
             }
-        }
-        let (tx, rx) = watch::channel(None);
-        self.offer(
-            channel,
-            Slot { generation: reader.generation, since: reader.since.clone(), started: Instant::now(), outcome: rx },
-        );
+        };
         // The read runs on its own, so a reader that goes away does not strand those waiting.
         let task = tokio::spawn(async move {
             let outcome = read.await;
@@ -122,26 +129,39 @@ impl SharedReads {
         (outcome.map(|r| share_of(&r, &reader).unwrap_or(r)), Served::Engine)
     }
 
-    /// The channel's read on offer, if its start could serve this reader.
-    fn offered(&self, channel: &str, reader: &Reader<'_>) -> Option<watch::Receiver<Outcome>> {
-        let slots = self.slots.lock();
-        let slot = slots.get(channel)?;
-        let usable = slot.generation == reader.generation
-            && slot.started.elapsed() < SHARE_FOR
-            && slot.since.epoch == reader.since.epoch
-            && slot.since.offset <= reader.since.offset;
-        usable.then(|| slot.outcome.clone())
+    /// Under one lock: the channel's read on offer if its start could serve this reader, else
+    /// a new slot this reader's read will fill (so a storm's first arrivals start one read).
+    fn join_or_lead(&self, channel: &str, reader: &Reader<'_>) -> Turn {
+        let mut slots = self.slots.lock();
+        if let Some(slot) = slots.get(channel) {
+            let usable = slot.generation == reader.generation
+                && slot.started.elapsed() < SHARE_FOR
+                && slot.since.epoch == reader.since.epoch
+                && slot.since.offset <= reader.since.offset;
+            if usable {
+                return Turn::Join(slot.outcome.clone());
+            }
+        }
+        Turn::Lead(Self::offer(&mut slots, channel, reader))
     }
 
-    fn offer(&self, channel: &str, slot: Slot) {
-        let mut slots = self.slots.lock();
+    fn lead(&self, channel: &str, reader: &Reader<'_>) -> watch::Sender<Outcome> {
+        Self::offer(&mut self.slots.lock(), channel, reader)
+    }
+
+    /// A new slot for `reader`'s read, offered unless too many channels already have one.
+    fn offer(slots: &mut HashMap<Arc<str>, Slot>, channel: &str, reader: &Reader<'_>) -> watch::Sender<Outcome> {
+        let (tx, rx) = watch::channel(None);
         if slots.len() >= MAX_CHANNELS && !slots.contains_key(channel) {
             slots.retain(|_, s| s.started.elapsed() < SHARE_FOR);
             if slots.len() >= MAX_CHANNELS {
-                return;
+                return tx;
             }
         }
+        let slot =
+            Slot { generation: reader.generation, since: reader.since.clone(), started: Instant::now(), outcome: rx };
         slots.insert(Arc::from(channel), slot);
+        tx
     }
 
     /// Drops reads no longer on offer (housekeeping).

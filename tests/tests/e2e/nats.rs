@@ -626,3 +626,38 @@ async fn deltas_cross_nodes_with_the_publishers_opt_in() {
     }
     assert_eq!(flags, [false, false, true, true], "the opt-in travels with the publication");
 }
+
+#[tokio::test]
+async fn a_reconnect_storm_reads_each_channel_once() {
+    let nats = NatsServer::start();
+    let g = node(&nats.url(), "edge-0", json!({"ip_rate_limit_exempt": ["127.0.0.1"]})).await;
+    let (_anchor, sub) = subscribed(&g, "1", "chat:storm", json!({})).await;
+    let epoch = sub["epoch"].clone();
+    let from = publish(&g, "chat:storm", json!(0)).await["offset"].as_u64().unwrap();
+    let mut missed = Vec::new();
+    for n in 1..=5 {
+        missed.push(publish(&g, "chat:storm", json!(n)).await["offset"].clone());
+    }
+    // 150 clients come back at once, all from the same position.
+    let mut clients = Vec::new();
+    for i in 0..150 {
+        clients.push(g.connected(&format!("u{i}")).await.0);
+    }
+    let recover = json!({"subscribe": {"channel": "chat:storm", "recover": true, "offset": from, "epoch": epoch}});
+    let replies = futures_util::future::join_all(clients.iter_mut().map(|c| c.command(recover.clone()))).await;
+    for r in &replies {
+        assert_eq!(r["subscribe"]["recovered"], true, "{r}");
+        let got: Vec<Value> =
+            r["subscribe"]["publications"].as_array().unwrap().iter().map(|p| p["offset"].clone()).collect();
+        assert_eq!(got, missed, "{r}");
+    }
+    let engine = g.metric("gyre_client_recovery_reads_total{served=\"engine\"}").await;
+    let shared = g.metric("gyre_client_recovery_reads_total{served=\"shared\"}").await;
+    assert_eq!((engine, shared), (1.0, 149.0), "one engine read for the whole storm");
+    // Every recovered client is live: the next publication reaches all of them once.
+    let next = publish(&g, "chat:storm", json!("live")).await["offset"].clone();
+    for c in &mut clients {
+        let p = c.next_push().await;
+        assert_eq!(p["pub"]["offset"], next, "{p}");
+    }
+}
