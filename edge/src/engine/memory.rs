@@ -42,21 +42,19 @@ struct Stream {
     meta_expires: Instant,
 }
 
+fn new_epoch() -> String {
+    Alphabetic.sample_string(&mut rand::rng(), 8)
+}
+
 impl Stream {
-    fn new(now: Instant, meta_ttl: Duration) -> Self {
-        Self {
-            epoch: Alphabetic.sample_string(&mut rand::rng(), 8),
-            top: 0,
-            items: VecDeque::new(),
-            data_expires: now,
-            meta_expires: now + meta_ttl,
-        }
+    fn new(now: Instant, meta_ttl: Duration, epoch: String) -> Self {
+        Self { epoch, top: 0, items: VecDeque::new(), data_expires: now, meta_expires: now + meta_ttl }
     }
 
     /// Applies TTLs lazily: expired data is dropped, expired meta starts a new epoch.
     fn refresh(&mut self, now: Instant, meta_ttl: Duration) {
         if now >= self.meta_expires {
-            *self = Stream::new(now, meta_ttl);
+            *self = Stream::new(now, meta_ttl, new_epoch());
         } else if now >= self.data_expires {
             self.items.clear();
         }
@@ -73,11 +71,16 @@ pub struct MemoryBroker {
     streams: Sharded<Arc<Mutex<Stream>>>,
     /// `channel \0 key` -> first result and when it was published.
     idempotent: Sharded<(StreamPosition, Instant)>,
+    /// The epoch of every channel without a stream, and of the stream its first publication
+    /// creates: reads create nothing, yet a subscriber positioned on an empty channel keeps
+    /// its position across that first publication. A sweep that frees a stream draws a new
+    /// one, so a stream created again never reuses a freed stream's epoch.
+    absent_epoch: Mutex<String>,
 }
 
 impl MemoryBroker {
     pub fn new(handler: Arc<dyn BrokerEventHandler>) -> Self {
-        Self { handler, streams: Sharded::new(), idempotent: Sharded::new() }
+        Self { handler, streams: Sharded::new(), idempotent: Sharded::new(), absent_epoch: Mutex::new(new_epoch()) }
     }
 
     fn stream(&self, channel: &str, meta_ttl: Duration, create: bool) -> Option<Arc<Mutex<Stream>>> {
@@ -88,7 +91,8 @@ impl MemoryBroker {
         if !create {
             return None;
         }
-        let s = Arc::new(Mutex::new(Stream::new(Instant::now(), meta_ttl)));
+        let epoch = self.absent_epoch.lock().clone();
+        let s = Arc::new(Mutex::new(Stream::new(Instant::now(), meta_ttl, epoch)));
         shard.insert(channel.to_string(), s.clone());
         Some(s)
     }
@@ -97,8 +101,15 @@ impl MemoryBroker {
     /// periodically.
     pub fn sweep(&self) {
         let now = Instant::now();
+        let mut freed = false;
         for shard in &self.streams.shards {
-            shard.lock().retain(|_, s| s.lock().meta_expires > now);
+            let mut shard = shard.lock();
+            let before = shard.len();
+            shard.retain(|_, s| s.lock().meta_expires > now);
+            freed |= shard.len() < before;
+        }
+        if freed {
+            *self.absent_epoch.lock() = new_epoch();
         }
         for shard in &self.idempotent.shards {
             shard.lock().retain(|_, (_, at)| now.duration_since(*at) < IDEMPOTENCY_WINDOW);
@@ -189,8 +200,15 @@ impl Broker for MemoryBroker {
         channel: &str,
         query: HistoryQuery,
     ) -> Result<(Vec<Publication>, StreamPosition), EngineError> {
-        let Some(stream) = self.stream(channel, query.meta_ttl, true) else {
-            return Err(EngineError::Unavailable("stream not created".into()));
+        let Some(stream) = self.stream(channel, query.meta_ttl, false) else {
+            // No stream: nothing was published (or it was freed); a read creates none.
+            let position = StreamPosition { offset: 0, epoch: self.absent_epoch.lock().clone() };
+            if let Some(since) = &query.since {
+                if !since.epoch.is_empty() && since.epoch != position.epoch {
+                    return Err(EngineError::Unrecoverable);
+                }
+            }
+            return Ok((Vec::new(), position));
         };
         let mut s = stream.lock();
         s.refresh(Instant::now(), query.meta_ttl);
@@ -280,5 +298,75 @@ impl PresenceManager for MemoryPresence {
     async fn presence_stats(&self, channel: &str) -> Result<(u32, u32), EngineError> {
         let shard = self.channels.shard(channel).lock();
         Ok(shard.get(channel).map_or((0, 0), super::presence_counts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::HistoryOptions;
+    use crate::node::cluster::{NodeInfo, UserCommand};
+    use crate::protocol::{ClientInfo, Payload};
+
+    struct Quiet;
+
+    impl BrokerEventHandler for Quiet {
+        fn handle_publication(&self, _: &str, _: Arc<Publication>, _: &StreamPosition) {}
+        fn handle_join(&self, _: &str, _: &ClientInfo) {}
+        fn handle_leave(&self, _: &str, _: &ClientInfo) {}
+        fn handle_command(&self, _: &UserCommand) {}
+        fn node_info(&self) -> NodeInfo {
+            NodeInfo::default()
+        }
+        fn local_channels(&self) -> Vec<(String, usize)> {
+            Vec::new()
+        }
+        fn has_subscribers(&self, _: &str) -> bool {
+            false
+        }
+    }
+
+    fn streams(b: &MemoryBroker) -> usize {
+        b.streams.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    fn options(meta_ttl: Duration) -> PublishOptions {
+        PublishOptions { history: HistoryOptions { size: 10, ttl: meta_ttl, meta_ttl }, idempotency_key: None }
+    }
+
+    fn publication() -> Publication {
+        Publication {
+            data: Payload::from_json("1").unwrap(),
+            info: None,
+            offset: 0,
+            tags: Default::default(),
+            delta: false,
+            prev_offset: 0,
+            use_delta: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_create_nothing_and_a_first_publication_keeps_the_read_position() {
+        let b = MemoryBroker::new(Arc::new(Quiet));
+        let top = |since| HistoryQuery { limit: Some(0), since, reverse: false, meta_ttl: Duration::from_secs(60) };
+        let mut seen = Vec::new();
+        for i in 0..1000 {
+            seen.push(b.history(&format!("ch{i}"), top(None)).await.unwrap().1);
+        }
+        assert_eq!(streams(&b), 0, "history reads allocate no stream");
+        // The position read on an empty channel stays valid across its first publication.
+        let position = b.publish("ch7", publication(), &options(Duration::from_secs(60))).await.unwrap();
+        assert_eq!((position.offset, &position.epoch), (1, &seen[7].epoch));
+        let (pubs, _) = b.history("ch7", top(Some(seen[7].clone()))).await.map(|(p, t)| (p.len(), t)).unwrap();
+        assert_eq!(pubs, 0, "limit 0");
+        // A freed stream's epoch is never reused: a position in it is unrecoverable later.
+        let short = b.publish("gone", publication(), &options(Duration::from_millis(1))).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        b.sweep();
+        let again = b.publish("gone", publication(), &options(Duration::from_secs(60))).await.unwrap();
+        assert_ne!(again.epoch, short.epoch);
+        let read = b.history("gone", top(Some(short))).await;
+        assert!(matches!(read, Err(EngineError::Unrecoverable)), "{:?}", read.map(|r| r.1));
     }
 }
