@@ -4,8 +4,10 @@
 //! Every spawned process is killed on drop and every wait has a timeout.
 
 pub mod bench;
+pub mod chaos;
 pub mod interop;
 pub mod nats;
+pub mod netns;
 pub mod pb;
 pub mod ws;
 
@@ -116,6 +118,28 @@ impl Gyre {
         Self::spawn(dir, &args, env, wants_internal)
     }
 
+    /// Starts gyre with [`base_config`] patched by `patch`, inside network namespace `netns`
+    /// (so a test can cut it off the network).
+    pub fn start_in_netns(netns: &str, patch: Value) -> Gyre {
+        let mut config = base_config();
+        merge(&mut config, patch);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("config json")).expect("write config");
+        let wants_internal = config.get("internal_port").is_some_and(|p| !p.is_null());
+        let args = [
+            "netns",
+            "exec",
+            netns,
+            &gyre_bin().display().to_string(),
+            "serve",
+            "--config",
+            &path.display().to_string(),
+        ]
+        .map(String::from);
+        Self::spawn_program("ip", dir, &args, &[], wants_internal)
+    }
+
     /// Starts gyre on a config file that sets `internal_port` (the API, health and metrics
     /// then listen there), with extra environment variables.
     pub fn start_file_with_internal(path: &Path, env: &[(&str, &str)]) -> Gyre {
@@ -132,7 +156,17 @@ impl Gyre {
     }
 
     fn spawn(dir: tempfile::TempDir, args: &[String], env: &[(&str, &str)], wants_internal: bool) -> Gyre {
-        let mut cmd = Command::new(gyre_bin());
+        Self::spawn_program(gyre_bin(), dir, args, env, wants_internal)
+    }
+
+    fn spawn_program(
+        program: impl AsRef<std::ffi::OsStr>,
+        dir: tempfile::TempDir,
+        args: &[String],
+        env: &[(&str, &str)],
+        wants_internal: bool,
+    ) -> Gyre {
+        let mut cmd = Command::new(program);
         cmd.args(args).current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::piped());
         cmd.env_remove("RUST_LOG");
         for (k, v) in env {

@@ -20,6 +20,8 @@ fn free_port() -> u16 {
 pub struct NatsServer {
     child: Option<Child>,
     pub port: u16,
+    /// The address clients reach it on.
+    pub host: String,
     /// The HTTP monitoring port (`/connz`, `/jsz`).
     pub monitor_port: u16,
     args: Vec<String>,
@@ -54,13 +56,27 @@ impl NatsServer {
             dir.path().join("js").display().to_string(),
         ];
         let args = args.into_iter().chain(extra.iter().map(|a| a.to_string())).collect();
-        let mut s = NatsServer { child: None, port, monitor_port, args, _dir: dir, logs: Arc::default() };
+        let mut s = NatsServer {
+            child: None,
+            port,
+            host: "127.0.0.1".into(),
+            monitor_port,
+            args,
+            _dir: dir,
+            logs: Arc::default(),
+        };
         s.spawn();
         s
     }
 
     /// A three-node JetStream cluster.
     pub fn cluster() -> Vec<NatsServer> {
+        Self::cluster_on("127.0.0.1")
+    }
+
+    /// A three-node JetStream cluster whose clients connect on `host` (routes stay on
+    /// loopback), e.g. a veth address a network namespace can reach.
+    pub fn cluster_on(host: &str) -> Vec<NatsServer> {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
         let routes = ports.iter().map(|(_, c, _)| format!("nats://127.0.0.1:{c}")).collect::<Vec<_>>().join(",");
@@ -70,11 +86,12 @@ impl NatsServer {
             .map(|(i, (port, cluster, monitor))| NatsServer {
                 child: None,
                 port: *port,
+                host: host.to_string(),
                 monitor_port: *monitor,
                 args: vec![
                     "-js".into(),
                     "-a".into(),
-                    "127.0.0.1".into(),
+                    host.to_string(),
                     "-p".into(),
                     port.to_string(),
                     "-m".into(),
@@ -140,7 +157,7 @@ impl NatsServer {
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.host, self.port)
     }
 
     pub fn logs(&self) -> String {

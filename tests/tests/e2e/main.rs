@@ -4,6 +4,7 @@
 mod api;
 mod bench_tool;
 mod channels;
+mod chaos;
 mod cli;
 mod config_watch;
 mod delta;

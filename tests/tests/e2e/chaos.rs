@@ -1,0 +1,67 @@
+//! The chaos harness (`gyre_tests::chaos`) end to end: real nats-servers and Gyre nodes, faults
+//! while clients churn, and every client holding every acknowledged publication once, in order.
+
+use std::time::Duration;
+
+use gyre_tests::chaos::{run, Plan, Report};
+
+fn print(report: &Report) {
+    eprintln!("{report:#?}");
+}
+
+fn assert_clean(report: &Report) {
+    print(report);
+    assert!(report.acknowledged > 0 && report.recoveries > 0, "the run did nothing: {report:?}");
+    assert!(report.clean(), "guarantees broken (see the report above)");
+}
+
+/// The short variant, part of every test run (about a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_every_acknowledged_publication_reaches_every_client_once_in_order() {
+    let report = run(Plan {
+        clients: 400,
+        channels: 10,
+        rate: 20,
+        duration: Duration::from_secs(40),
+        cycle: Duration::from_secs(40),
+        session: Duration::from_secs(8),
+        settle: Duration::from_secs(30),
+    })
+    .await;
+    assert_clean(&report);
+}
+
+/// The long variant (`cargo nextest run -p gyre-tests --run-ignored only chaos_soak`):
+/// `GYRE_SOAK_SECS` (default 600) of fault cycles with 3,000 clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "long soak: run with --run-ignored only"]
+async fn chaos_soak() {
+    let secs = std::env::var("GYRE_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
+    let report = run(Plan {
+        clients: 3000,
+        channels: 100,
+        rate: 10,
+        duration: Duration::from_secs(secs),
+        cycle: Duration::from_secs(60),
+        session: Duration::from_secs(20),
+        settle: Duration::from_secs(60),
+    })
+    .await;
+    assert_clean(&report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn tmp_churn_only() {
+    let report = run(Plan {
+        clients: 400,
+        channels: 10,
+        rate: 20,
+        duration: Duration::from_secs(20),
+        cycle: Duration::from_secs(60),
+        session: Duration::from_secs(8),
+        settle: Duration::from_secs(20),
+    })
+    .await;
+    assert_clean(&report);
+}
