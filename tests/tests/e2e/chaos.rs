@@ -49,19 +49,3 @@ async fn chaos_soak() {
     .await;
     assert_clean(&report);
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn tmp_churn_only() {
-    let report = run(Plan {
-        clients: 400,
-        channels: 10,
-        rate: 20,
-        duration: Duration::from_secs(20),
-        cycle: Duration::from_secs(60),
-        session: Duration::from_secs(8),
-        settle: Duration::from_secs(20),
-    })
-    .await;
-    assert_clean(&report);
-}

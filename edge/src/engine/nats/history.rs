@@ -393,6 +393,14 @@ impl Shared {
             return Ok((Vec::new(), position));
         }
         let history_cap = self.config().namespace(namespace).map_or(0, |o| o.history_size).max(1);
+        // Forward reads link each publication to the one read before it: a filtered consumer
+        // returns every stored message of the subject in order, so consecutive entries have
+        // nothing between them. The first links to the client's position when the read found
+        // that position still stored (nothing after it was trimmed), else to its header. The
+        // stored `Gyre-Prev` alone is not enough: a publish racing a JetStream leader change
+        // can be admitted against a stale expected sequence, forking the header chain while
+        // no publication is missing.
+        let mut link: Option<u64> = None;
         let raw = if query.reverse {
             let below = query.since.as_ref().map_or(u64::MAX, |s| s.offset);
             match last {
@@ -414,7 +422,15 @@ impl Shared {
                 Vec::new()
             } else {
                 let want = limit.min(history_cap + 1);
-                let read = self.read_after(&ns, &subject, after, want).await?;
+                // From the position itself, to see whether it is still stored.
+                let anchored = after > 0;
+                let from = if anchored { after - 1 } else { 0 };
+                let mut read = self.read_after(&ns, &subject, from, want.saturating_add(usize::from(anchored))).await?;
+                if anchored && read.first().is_some_and(|(seq, _, _)| *seq == after) {
+                    read.remove(0);
+                    link = Some(after);
+                }
+                read.truncate(want);
                 // The read must reach the top it was anchored to (unless the limit cut it
                 // short): a replica that has not caught up yet answers from an older state,
                 // and passing that on would make a complete recovery look incomplete.
@@ -427,18 +443,27 @@ impl Shared {
                 read
             }
         };
+        let forward = !query.reverse;
         let mut pubs = Vec::with_capacity(raw.len());
         for (seq, headers, payload) in raw {
             // Position marks only anchor writes; publications chain past them. Publications
             // stored after the top was read are left out: the answer is the stream up to its
             // position (a recovering subscriber gets newer ones live), so a concurrent publish
             // cannot make a complete recovery look incomplete.
-            if headers.get(KIND).is_some() || seq > top {
+            if headers.get(KIND).is_some() {
+                link = None;
+                continue;
+            }
+            if seq > top {
                 continue;
             }
             let mut p = decode_publication(&payload).map_err(|e| unavailable("decode history", e))?;
             p.offset = seq;
-            p.prev_offset = headers.get(PREV).and_then(|v| v.as_str().parse::<u64>().ok()).unwrap_or(0);
+            let stored_prev = headers.get(PREV).and_then(|v| v.as_str().parse::<u64>().ok()).unwrap_or(0);
+            p.prev_offset = link.unwrap_or(stored_prev);
+            if forward {
+                link = Some(seq);
+            }
             pubs.push(p);
         }
         Ok((pubs, position))
