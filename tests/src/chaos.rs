@@ -169,6 +169,9 @@ impl ClientLog {
 }
 
 const NAMESPACE: &str = "soak";
+
+/// A channel's acknowledged publications: (offset, publication number), in publish order.
+type Acked = Arc<Mutex<Vec<(u64, u64)>>>;
 const WAIT: Duration = Duration::from_secs(5);
 
 fn node_config(name: &str, nats_url: &str, address: &str) -> Value {
@@ -248,7 +251,7 @@ pub async fn run(plan: Plan) -> Report {
         assert!(Instant::now() < deadline, "clients did not all subscribe within 60 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let acked: Vec<Arc<Mutex<Vec<(u64, u64)>>>> = (0..plan.channels).map(|_| Arc::default()).collect();
+    let acked: Vec<Acked> = (0..plan.channels).map(|_| Arc::default()).collect();
     let unknown = Arc::new(Mutex::new(0u64));
     let mut publishers = Vec::new();
     for (c, acked) in acked.iter().enumerate() {
@@ -261,7 +264,7 @@ pub async fn run(plan: Plan) -> Report {
     let began = Instant::now();
     let at = |f: f64, cycle: u32| plan.cycle.mul_f64(f64::from(cycle) + f);
     let mut cycle = 0;
-    let mut with_clients = vec![0.0; 3];
+    let mut with_clients = [0.0; 3];
     while began.elapsed() + plan.cycle <= plan.duration + Duration::from_millis(1) {
         let step = |report: &mut Report, name: &str| {
             report.faults.push(format!("{:>5.1}s {name}", began.elapsed().as_secs_f64()))
@@ -322,7 +325,7 @@ pub async fn run(plan: Plan) -> Report {
             .filter(|(i, l)| {
                 let l = l.lock();
                 let want = &expected[i % plan.channels];
-                want.last().is_some_and(|(o, _)| l.received.last().map_or(true, |(r, _)| r < o))
+                want.last().is_some_and(|(o, _)| l.received.last().is_none_or(|(r, _)| r < o))
             })
             .count()
     };
@@ -339,13 +342,13 @@ pub async fn run(plan: Plan) -> Report {
     // should have got besides (publications whose publish outcome was unknown).
     let mut stored: Vec<Vec<u64>> = Vec::new();
     let reader = gyres.iter().flatten().next().expect("a node");
-    for c in 0..plan.channels {
+    for (c, want) in expected.iter().enumerate() {
         let (_, body) = reader.api("history", json!({"channel": format!("{NAMESPACE}:c{c}"), "limit": -1})).await;
         let offsets: Vec<u64> = body["result"]["publications"]
             .as_array()
             .map(|ps| ps.iter().filter_map(|p| p["offset"].as_u64()).collect())
             .unwrap_or_default();
-        let lost: Vec<u64> = expected[c].iter().map(|(o, _)| *o).filter(|o| !offsets.contains(o)).collect();
+        let lost: Vec<u64> = want.iter().map(|(o, _)| *o).filter(|o| !offsets.contains(o)).collect();
         if !lost.is_empty() {
             report.missing.push(format!("history of c{c} lost acknowledged offsets {lost:?}"));
         }
@@ -428,7 +431,7 @@ async fn publisher(
     channel: usize,
     rate: u32,
     nodes: Arc<Nodes>,
-    acked: Arc<Mutex<Vec<(u64, u64)>>>,
+    acked: Acked,
     unknown: Arc<Mutex<u64>>,
     phase: watch::Receiver<Phase>,
     http: reqwest::Client,
@@ -634,11 +637,9 @@ async fn one_session(
         tokio::select! {
             _ = end => return Ok(()),
             changed = phase.changed() => {
-                if changed.is_err() || *phase.borrow() != Phase::Churn {
-                    if *phase.borrow() == Phase::Stop || changed.is_err() {
-                        let _ = ws.close(None).await;
-                        return Ok(());
-                    }
+                if changed.is_err() || *phase.borrow() == Phase::Stop {
+                    let _ = ws.close(None).await;
+                    return Ok(());
                 }
             }
             got = receive(&mut ws, Duration::from_secs(10)) => {
