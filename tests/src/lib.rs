@@ -9,6 +9,7 @@ pub mod interop;
 pub mod nats;
 pub mod netns;
 pub mod pb;
+pub mod storm;
 pub mod ws;
 
 use std::io::{BufRead, BufReader};
@@ -110,12 +111,17 @@ impl Gyre {
 
     /// Starts gyre with exactly this config and extra environment variables.
     pub fn start_with(config: &Value, env: &[(&str, &str)]) -> Gyre {
+        Self::start_program(&gyre_bin(), config, env)
+    }
+
+    /// Starts the gyre binary at `program` (a release build, for benchmarks) with this config.
+    pub fn start_program(program: &Path, config: &Value, env: &[(&str, &str)]) -> Gyre {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("config.json");
         std::fs::write(&path, serde_json::to_vec_pretty(config).expect("config json")).expect("write config");
         let wants_internal = config.get("internal_port").is_some_and(|p| !p.is_null());
         let args = ["serve".to_string(), "--config".to_string(), path.display().to_string()];
-        Self::spawn(dir, &args, env, wants_internal)
+        Self::spawn_program(program, dir, &args, env, wants_internal)
     }
 
     /// Starts gyre with [`base_config`] patched by `patch`, inside network namespace `netns`

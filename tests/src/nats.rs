@@ -160,6 +160,11 @@ impl NatsServer {
         format!("nats://{}:{}", self.host, self.port)
     }
 
+    /// Process id while it runs (for /proc figures).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()
     }

@@ -4,7 +4,7 @@
 //! server process spent.
 
 mod clients;
-mod procfs;
+pub mod procfs;
 mod publisher;
 mod workers;
 

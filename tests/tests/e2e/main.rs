@@ -21,6 +21,7 @@ mod operator_config;
 mod protobuf;
 mod proxy;
 mod proxy_grpc;
+mod storm_tool;
 mod tokens;
 mod uni;
 mod websocket;

@@ -140,7 +140,16 @@ impl Shared {
             }),
             ..Default::default()
         };
-        let info = self.js.create_or_update_stream(config).await.map_err(|e| unavailable("create stream", e))?;
+        let _setup = self.stream_setup.lock().await;
+        let info = match self.js.create_or_update_stream(config.clone()).await {
+            Ok(info) => info,
+            // Another node created the stream between this call's lookup and its create
+            // (JetStream answers "subjects overlap"): it exists now, so a second call updates it.
+            Err(first) => {
+                tracing::debug!(namespace, error = %first, "stream create raced; retrying");
+                self.js.create_or_update_stream(config).await.map_err(|e| unavailable("create stream", e))?
+            }
+        };
         let mut stream = self.js.get_stream(&info.config.name).await.map_err(|e| unavailable("get stream", e))?;
         let info = stream.info().await.map_err(|e| unavailable("stream info", e))?;
         let ns = NsStream { epoch: Arc::from(epoch_of(info)), stream };
@@ -176,6 +185,11 @@ impl Shared {
 
     /// The stream of the channel's namespace (created on first use if needed).
     async fn stream_for(&self, namespace: &str) -> Result<NsStream, EngineError> {
+        if let Some(s) = self.streams.read().get(namespace) {
+            return Ok(s.clone());
+        }
+        // Another call may be setting it up right now: wait for it, then look again.
+        drop(self.stream_setup.lock().await);
         if let Some(s) = self.streams.read().get(namespace) {
             return Ok(s.clone());
         }

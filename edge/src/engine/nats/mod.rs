@@ -172,6 +172,9 @@ pub struct Shared {
     handler: Arc<dyn BrokerEventHandler>,
     config: RwLock<Arc<Config>>,
     streams: RwLock<HashMap<String, NsStream>>,
+    /// Held while a stream is created or updated: subscribes arriving together for a
+    /// namespace set it up once, not once each.
+    stream_setup: tokio::sync::Mutex<()>,
     /// Live subscriptions by channel.
     live: Mutex<HashMap<String, JoinHandle<()>>>,
     /// Last known offset per channel on this node's publish path (a cache; the stream is the
@@ -218,6 +221,7 @@ impl NatsEngine {
             handler,
             config: RwLock::new(config),
             streams: RwLock::new(HashMap::new()),
+            stream_setup: tokio::sync::Mutex::new(()),
             live: Mutex::new(HashMap::new()),
             last_offsets: Mutex::new(HashMap::new()),
             publish_locks: (0..256).map(|_| tokio::sync::Mutex::new(())).collect(),
