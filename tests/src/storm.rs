@@ -114,7 +114,8 @@ fn channel(i: usize) -> String {
 /// a batch, one command per channel in a batch); returns the offsets stored, by channel, in
 /// order. A command that failed is sent again (alone with the other failures of its batch)
 /// before the next batch, so each channel's publications stay in order.
-async fn publish_rounds(http: &reqwest::Client, api: &str, channels: usize, per_channel: usize) -> Vec<Vec<u64>> {
+async fn publish_rounds(http: &reqwest::Client, node: &Gyre, channels: usize, per_channel: usize) -> Vec<Vec<u64>> {
+    let api = node.api_url();
     let mut offsets = vec![Vec::with_capacity(per_channel); channels];
     let commands: Vec<(usize, usize)> = (0..per_channel).flat_map(|r| (0..channels).map(move |c| (r, c))).collect();
     for chunk in commands.chunks(BATCH.min(channels)) {
@@ -152,7 +153,11 @@ async fn publish_rounds(http: &reqwest::Client, api: &str, channels: usize, per_
             }
             pending = failed;
             if !pending.is_empty() {
-                assert!(Instant::now() < deadline, "publishing keeps failing: {error:?}");
+                if Instant::now() >= deadline {
+                    let logs = node.logs();
+                    let problems: Vec<&str> = logs.lines().filter(|l| !l.contains("INFO")).take(20).collect();
+                    panic!("publishing keeps failing: {error:?}; the node logged:\n{}", problems.join("\n"));
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -314,7 +319,7 @@ pub async fn run(plan: Plan) -> Report {
     let c = Gyre::start_program(&plan.gyre, &node_config("storm-c", &urls), &[]);
 
     // Every channel has history before its clients arrive.
-    publish_rounds(&http, &b.api_url(), plan.channels, 1).await;
+    publish_rounds(&http, &b, plan.channels, 1).await;
     let url_a = doomed.ws_url();
     let setup_retries = AtomicU64::new(0);
     let storm_retries = Arc::new(AtomicU64::new(0));
@@ -338,7 +343,7 @@ pub async fn run(plan: Plan) -> Report {
     let positions: Vec<(u64, String)> = positions.into_iter().map(|(_, o, e)| (o, e)).collect();
 
     let started = Instant::now();
-    let missed = Arc::new(publish_rounds(&http, &b.api_url(), plan.channels, plan.missed).await);
+    let missed = Arc::new(publish_rounds(&http, &b, plan.channels, plan.missed).await);
     let publish_secs = started.elapsed().as_secs_f64();
 
     let (reads_before, shared_before) = (reads(&[&b, &c], "engine").await, reads(&[&b, &c], "shared").await);
@@ -395,7 +400,7 @@ pub async fn run(plan: Plan) -> Report {
     took.sort();
 
     // Recovered clients are live: the next publication of each channel reaches them.
-    let next = publish_rounds(&http, &b.api_url(), plan.channels, 1).await;
+    let next = publish_rounds(&http, &b, plan.channels, 1).await;
     let channels = plan.channels;
     let live_checks: Vec<_> = sockets
         .into_iter()
