@@ -15,9 +15,10 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::nats::NatsServer;
+use crate::bench::procfs::rss_kb;
+use crate::nats::{cluster_node_config, NatsServer};
 use crate::netns::NetNs;
-use crate::{token, Gyre, API_KEY};
+use crate::{merge, token, Gyre, API_KEY};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -175,34 +176,29 @@ type Acked = Arc<Mutex<Vec<(u64, u64)>>>;
 const WAIT: Duration = Duration::from_secs(5);
 
 fn node_config(name: &str, nats_url: &str, address: &str) -> Value {
-    json!({
-        "engine": "nats",
-        "nats_url": nats_url,
-        "nats_replicas": 3,
-        "nats_storage": "memory",
-        "name": name,
-        "address": address,
-        "log_level": "info",
-        "engine_timeout": "2s",
-        "ping_interval": "3s",
-        "pong_timeout": "2s",
-        "client_channel_position_check_delay": "2s",
-        "client_history_max_publication_limit": 100_000,
-        "ip_rate_limit_exempt": ["127.0.0.0/8", "198.18.0.0/15"],
-        "namespaces": [{
-            "name": NAMESPACE, "allow_subscribe_for_client": true, "history_size": 100_000,
-            "history_ttl": "600s", "force_recovery": true
-        }]
-    })
+    let mut config = cluster_node_config(name, nats_url);
+    merge(
+        &mut config,
+        json!({
+            "address": address,
+            "log_level": "info",
+            "engine_timeout": "2s",
+            "ping_interval": "3s",
+            "pong_timeout": "2s",
+            "client_channel_position_check_delay": "2s",
+            "client_history_max_publication_limit": 100_000,
+            "ip_rate_limit_exempt": ["127.0.0.0/8", "198.18.0.0/15"],
+            "namespaces": [{
+                "name": NAMESPACE, "allow_subscribe_for_client": true, "history_size": 100_000,
+                "history_ttl": "600s", "force_recovery": true
+            }]
+        }),
+    );
+    config
 }
 
 fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    rss_kb(pid).map_or(0.0, |kb| kb as f64 / 1024.0)
 }
 
 /// Runs the plan end to end and reports what every client saw.

@@ -16,6 +16,18 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
+/// The engine part of a Gyre node's config on a three-server cluster: NATS engine, R3,
+/// memory storage, the node's name. Callers merge their own listener and namespace settings.
+pub fn cluster_node_config(name: &str, nats_url: &str) -> serde_json::Value {
+    serde_json::json!({
+        "engine": "nats",
+        "nats_url": nats_url,
+        "nats_replicas": 3,
+        "nats_storage": "memory",
+        "name": name,
+    })
+}
+
 /// One nats-server process; killed on drop.
 pub struct NatsServer {
     child: Option<Child>,

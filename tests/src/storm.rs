@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::bench::procfs::cpu_ms;
-use crate::nats::NatsServer;
-use crate::{token, Gyre, API_KEY};
+use crate::nats::{cluster_node_config, NatsServer};
+use crate::{merge, token, Gyre, API_KEY};
 
 const NAMESPACE: &str = "storm";
 /// Bound on every single wait (a connect, a reply, a publication batch).
@@ -84,24 +84,24 @@ pub struct Report {
 }
 
 fn node_config(name: &str, nats_url: &str) -> Value {
-    json!({
-        "engine": "nats",
-        "nats_url": nats_url,
-        "nats_replicas": 3,
-        "nats_storage": "memory",
-        "name": name,
-        "address": "127.0.0.1",
-        "port": 0,
-        "token_hmac_secret_key": crate::SECRET,
-        "api_key": API_KEY,
-        "log_level": "info",
-        "ping_interval": "60s",
-        "ip_rate_limit_exempt": ["127.0.0.0/8"],
-        "namespaces": [{
-            "name": NAMESPACE, "allow_subscribe_for_client": true, "history_size": 1000,
-            "history_ttl": "600s", "force_recovery": true
-        }]
-    })
+    let mut config = cluster_node_config(name, nats_url);
+    merge(
+        &mut config,
+        json!({
+            "address": "127.0.0.1",
+            "port": 0,
+            "token_hmac_secret_key": crate::SECRET,
+            "api_key": API_KEY,
+            "log_level": "info",
+            "ping_interval": "60s",
+            "ip_rate_limit_exempt": ["127.0.0.0/8"],
+            "namespaces": [{
+                "name": NAMESPACE, "allow_subscribe_for_client": true, "history_size": 1000,
+                "history_ttl": "600s", "force_recovery": true
+            }]
+        }),
+    );
+    config
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -165,11 +165,9 @@ async fn publish_rounds(http: &reqwest::Client, node: &Gyre, channels: usize, pe
     offsets
 }
 
-/// Reads frames until the reply with `id` arrives; publications pushed before it are
-/// returned too.
-async fn reply(ws: &mut Ws, id: u64) -> Result<(Value, Vec<Value>), String> {
+/// Reads frames until the reply with `id` arrives (pushes before it are skipped).
+async fn reply(ws: &mut Ws, id: u64) -> Result<Value, String> {
     let until = tokio::time::Instant::now() + WAIT;
-    let mut pushes = Vec::new();
     loop {
         let msg = match tokio::time::timeout_at(until, ws.next()).await {
             Err(_) => return Err(format!("no reply to {id}")),
@@ -179,10 +177,7 @@ async fn reply(ws: &mut Ws, id: u64) -> Result<(Value, Vec<Value>), String> {
         let Message::Text(text) = msg else { continue };
         for m in text.split('\n').filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
             if m["id"] == json!(id) {
-                return Ok((m, pushes));
-            }
-            if m.get("push").is_some() {
-                pushes.push(m);
+                return Ok(m);
             }
         }
     }
@@ -213,7 +208,7 @@ async fn subscribe(
     ws.send(Message::text(frame)).await.map_err(|e| format!("send failed: {e}"))?;
     let mut id = 2;
     loop {
-        let (r, _) = reply(&mut ws, id).await?;
+        let r = reply(&mut ws, id).await?;
         match r.get("error") {
             None => return Ok((ws, r["subscribe"].clone())),
             Some(e) if e["temporary"] == true && id < 20 => {
