@@ -105,6 +105,14 @@ fn stream_cap(cap: u64) -> i64 {
     }
 }
 
+/// Whether a stream create failed because another client created the same stream first.
+fn lost_create_race(e: &jetstream::context::CreateStreamError) -> bool {
+    use jetstream::context::CreateStreamErrorKind;
+    use jetstream::ErrorCode;
+    matches!(e.kind(), CreateStreamErrorKind::JetStream(j)
+        if j.error_code() == ErrorCode::STREAM_SUBJECT_OVERLAP || j.error_code() == ErrorCode::STREAM_NAME_EXIST)
+}
+
 /// An epoch string from a stream's creation time.
 fn epoch_of(info: &jetstream::stream::Info) -> String {
     format!("{:x}", info.created.unix_timestamp_nanos())
@@ -144,11 +152,13 @@ impl Shared {
         let info = match self.js.create_or_update_stream(config.clone()).await {
             Ok(info) => info,
             // Another node created the stream between this call's lookup and its create
-            // (JetStream answers "subjects overlap"): it exists now, so a second call updates it.
-            Err(first) => {
-                tracing::debug!(namespace, error = %first, "stream create raced; retrying");
+            // (JetStream answers "subjects overlap" or "name in use"): it exists now, so a
+            // second call updates it.
+            Err(e) if lost_create_race(&e) => {
+                tracing::debug!(namespace, error = %e, "stream create raced another node's; retrying");
                 self.js.create_or_update_stream(config).await.map_err(|e| unavailable("create stream", e))?
             }
+            Err(e) => return Err(unavailable("create stream", e)),
         };
         let mut stream = self.js.get_stream(&info.config.name).await.map_err(|e| unavailable("get stream", e))?;
         let info = stream.info().await.map_err(|e| unavailable("stream info", e))?;
