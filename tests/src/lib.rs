@@ -304,6 +304,19 @@ impl Gyre {
             .unwrap_or(0.0)
     }
 
+    /// Every series of a metric family (`name{labels}` → value) from `/metrics`.
+    pub async fn metric_family(&self, name: &str) -> Vec<(String, f64)> {
+        let url = format!("{}/metrics", self.internal_base());
+        let text = match self.http.get(&url).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => panic!("GET /metrics: {e}"),
+        };
+        text.lines()
+            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' '])))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?))))
+            .collect()
+    }
+
     /// `/health` status code.
     pub async fn health(&self) -> u16 {
         let url = format!("{}/health", self.internal_base());

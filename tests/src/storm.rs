@@ -38,6 +38,8 @@ pub struct Plan {
     /// Connection attempts in flight while the clients first subscribe (the storm itself
     /// opens every connection at once).
     pub connect_concurrency: usize,
+    /// JetStream storage of the history streams: `file` (Gyre's default) or `memory`.
+    pub storage: String,
 }
 
 /// What the storm cost and whether every client came back whole.
@@ -79,11 +81,13 @@ pub struct Report {
     /// storm.
     pub setup_retries: u64,
     pub storm_retries: u64,
+    /// Engine call failures on the remaining nodes during the storm, by operation and kind.
+    pub engine_errors: std::collections::BTreeMap<String, u64>,
     /// Clients that then received the next publication of their channel live.
     pub live: usize,
 }
 
-fn node_config(name: &str, nats_url: &str) -> Value {
+fn node_config(name: &str, nats_url: &str, storage: &str) -> Value {
     let mut config = cluster_node_config(name, nats_url);
     merge(
         &mut config,
@@ -93,6 +97,7 @@ fn node_config(name: &str, nats_url: &str) -> Value {
             "token_hmac_secret_key": crate::SECRET,
             "api_key": API_KEY,
             "log_level": "info",
+            "nats_storage": storage,
             "ping_interval": "60s",
             "ip_rate_limit_exempt": ["127.0.0.0/8"],
             "namespaces": [{
@@ -276,6 +281,18 @@ async fn reads(nodes: &[&Gyre], served: &str) -> u64 {
     total as u64
 }
 
+/// `gyre_engine_errors_total` of the nodes, summed per series.
+async fn engine_errors(nodes: &[&Gyre]) -> std::collections::BTreeMap<String, u64> {
+    let mut sum = std::collections::BTreeMap::new();
+    for g in nodes {
+        for (series, v) in g.metric_family("gyre_engine_errors_total").await {
+            let key = series.trim_start_matches("gyre_engine_errors_total").to_string();
+            *sum.entry(key).or_insert(0) += v as u64;
+        }
+    }
+    sum
+}
+
 async fn nats_messages(nats: &[NatsServer]) -> u64 {
     let mut total = 0;
     for s in nats {
@@ -309,9 +326,9 @@ pub async fn run(plan: Plan) -> Report {
         assert!(Instant::now() < deadline, "the JetStream cluster elected no leader");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut doomed = Gyre::start_program(&plan.gyre, &node_config("storm-a", &urls), &[]);
-    let b = Gyre::start_program(&plan.gyre, &node_config("storm-b", &urls), &[]);
-    let c = Gyre::start_program(&plan.gyre, &node_config("storm-c", &urls), &[]);
+    let mut doomed = Gyre::start_program(&plan.gyre, &node_config("storm-a", &urls, &plan.storage), &[]);
+    let b = Gyre::start_program(&plan.gyre, &node_config("storm-b", &urls, &plan.storage), &[]);
+    let c = Gyre::start_program(&plan.gyre, &node_config("storm-c", &urls, &plan.storage), &[]);
 
     // Every channel has history before its clients arrive.
     publish_rounds(&http, &b, plan.channels, 1).await;
@@ -342,6 +359,7 @@ pub async fn run(plan: Plan) -> Report {
     let publish_secs = started.elapsed().as_secs_f64();
 
     let (reads_before, shared_before) = (reads(&[&b, &c], "engine").await, reads(&[&b, &c], "shared").await);
+    let errors_before = engine_errors(&[&b, &c]).await;
     let nats_before = nats_messages(&nats).await;
     let servers: Vec<u32> = [b.pid(), c.pid()].into();
     let nats_pids: Vec<u32> = nats.iter().filter_map(NatsServer::pid).collect();
@@ -378,6 +396,11 @@ pub async fn run(plan: Plan) -> Report {
     let tool_cpu_ms = cpu_of(&[me]).saturating_sub(tool_cpu);
     let engine_reads = reads(&[&b, &c], "engine").await.saturating_sub(reads_before);
     let shared_reads = reads(&[&b, &c], "shared").await.saturating_sub(shared_before);
+    let mut engine_errors = engine_errors(&[&b, &c]).await;
+    for (k, v) in &mut engine_errors {
+        *v = v.saturating_sub(errors_before.get(k).copied().unwrap_or(0));
+    }
+    engine_errors.retain(|_, v| *v > 0);
     let nats_spent = nats_messages(&nats).await.saturating_sub(nats_before);
 
     let mut failures: HashMap<String, usize> = HashMap::new();
@@ -433,6 +456,7 @@ pub async fn run(plan: Plan) -> Report {
         listen_overflows,
         setup_retries: setup_retries.load(Ordering::Relaxed),
         storm_retries: storm_retries.load(Ordering::Relaxed),
+        engine_errors,
         live: live_count,
     }
 }
@@ -456,6 +480,9 @@ pub fn main() -> anyhow::Result<()> {
         missed: usize,
         #[arg(long, default_value_t = 256)]
         connect_concurrency: usize,
+        /// History stream storage: file (Gyre's default) or memory.
+        #[arg(long, default_value = "file", value_parser = ["file", "memory"])]
+        storage: String,
     }
     let o = Options::parse();
     let gyre = match o.gyre {
@@ -473,6 +500,7 @@ pub fn main() -> anyhow::Result<()> {
         channels: o.channels.clamp(1, 15_000),
         missed: o.missed.clamp(1, 900),
         connect_concurrency: o.connect_concurrency,
+        storage: o.storage,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = rt.block_on(run(plan));

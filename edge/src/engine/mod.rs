@@ -17,7 +17,7 @@ use crate::node::cluster::{NodeInfo, UserCommand};
 use crate::protocol::{ClientInfo, Publication, StreamPosition};
 
 /// An engine failure; surfaces to clients as error 100 (internal, temporary).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     #[error("engine unavailable: {0}")]
     Unavailable(String),

@@ -125,9 +125,11 @@ async fn sighup_reloads_namespaces_and_keeps_the_config_when_the_new_one_is_inva
     assert!(ok, "the reloaded namespace was not applied:\n{}", gyre.logs());
     // An invalid file is refused; the node keeps serving with the last good config.
     gyre.reload(&json!({"port": "not a port"}));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let refused =
+        gyre_tests::eventually(std::time::Duration::from_secs(5), || gyre.logs().contains("config reload refused"))
+            .await;
+    assert!(refused, "{}", gyre.logs());
     assert!(c.command(json!({"subscribe": {"channel": "late:after"}})).await.get("subscribe").is_some());
-    assert!(gyre.logs().contains("config reload refused"), "{}", gyre.logs());
 }
 
 #[tokio::test]

@@ -323,5 +323,6 @@ async fn a_full_history_stream_refuses_publications_and_keeps_acknowledged_ones(
         let (_, h) = g.api("history", json!({"channel": channel, "limit": -1})).await;
         assert_eq!(h["result"]["publications"][0]["data"], data, "{h}");
     }
-    assert!(g.logs().contains("maximum messages exceeded"), "the refusal names the cap in the log");
+    let named = gyre_tests::eventually(Duration::from_secs(5), || g.logs().contains("maximum messages exceeded")).await;
+    assert!(named, "the refusal names the cap in the log");
 }

@@ -278,7 +278,9 @@ async fn jwks_redirects_and_oversized_key_sets_are_refused() {
     huge.set_mode(Mode::Huge);
     let gyre = Gyre::start(json!({"token_jwks_public_endpoint": huge.url}));
     assert_eq!(connect_error(&gyre, &token).await.map(|e| e["code"].clone()), Ok(json!(100)));
-    assert!(gyre.logs().contains("response larger than"), "{}", gyre.logs());
+    // The log line travels through the harness's reader: wait for it, bounded.
+    let logged = gyre_tests::eventually(Duration::from_secs(5), || gyre.logs().contains("response larger than")).await;
+    assert!(logged, "{}", gyre.logs());
 }
 
 /// `header.payload.` with `alg: none`.

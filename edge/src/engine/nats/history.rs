@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::stream::RawMessageErrorKind;
+use async_nats::jetstream::stream::{DirectGetErrorKind, RawMessageErrorKind};
 use async_nats::jetstream::{self, consumer};
 use async_nats::HeaderMap;
 use futures_util::StreamExt;
@@ -23,14 +23,20 @@ const MAX_CAS_RETRIES: usize = 16;
 
 /// A history read's consumer is gone this long after its last use, even if its deletion
 /// was lost.
-const READ_CONSUMER_IDLE: Duration = Duration::from_secs(10);
+pub(super) const READ_CONSUMER_IDLE: Duration = Duration::from_secs(10);
 /// The longest one history fetch waits for the entries its consumer reported pending.
-const READ_FETCH_WAIT: Duration = Duration::from_secs(2);
+pub(super) const READ_FETCH_WAIT: Duration = Duration::from_secs(2);
+
+/// A forward read whose span of stream sequences is at most this is read by direct gets (any
+/// replica answers, nothing is created, at most this many round trips); a wider one through a
+/// consumer, whose creation and deletion are cluster-wide proposals but whose cost in round
+/// trips does not grow with the gap.
+const DIRECT_READ_MAX: u64 = 16;
 
 /// Deletes a read's consumer in the background once the read is over, however it ended.
-struct DeleteOnDrop {
-    stream: jetstream::stream::Stream,
-    name: String,
+pub(super) struct DeleteOnDrop {
+    pub stream: jetstream::stream::Stream,
+    pub name: String,
 }
 
 impl Drop for DeleteOnDrop {
@@ -45,7 +51,7 @@ impl Drop for DeleteOnDrop {
 }
 
 /// A stored message: stream sequence, headers, payload.
-type RawEntry = (u64, HeaderMap, bytes::Bytes);
+pub(super) type RawEntry = (u64, HeaderMap, bytes::Bytes);
 
 /// The publication offset a stored message stands for: its own sequence, or for a position
 /// mark the offset it carries.
@@ -391,8 +397,39 @@ impl Shared {
         Ok(out)
     }
 
-    pub(super) async fn history(
+    /// Stored messages of a channel after `after` up to the one at sequence `top_seq` (and
+    /// perhaps a few past it), at most `limit`, read for this channel alone: by direct gets
+    /// when the span is at most [`DIRECT_READ_MAX`] sequences, else through one consumer.
+    pub(super) async fn read_alone(
         &self,
+        ns: &NsStream,
+        subject: &str,
+        after: u64,
+        limit: usize,
+        top_seq: u64,
+    ) -> Result<Vec<RawEntry>, EngineError> {
+        if top_seq.saturating_sub(after) > DIRECT_READ_MAX {
+            return self.read_after(ns, subject, after, limit).await;
+        }
+        let mut out = Vec::new();
+        let mut next = after;
+        while out.len() < limit && next < top_seq {
+            let Some(from) = next.checked_add(1) else { break };
+            match ns.stream.direct_get_next_for_subject(subject, Some(from)).await {
+                Ok(m) => {
+                    next = m.sequence;
+                    out.push((m.sequence, m.headers, m.payload));
+                }
+                // Nothing stored after `from` (on the replica that answered).
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(unavailable("read history", e)),
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn history(
+        self: &Arc<Self>,
         channel: &str,
         query: HistoryQuery,
     ) -> Result<(Vec<Publication>, StreamPosition), EngineError> {
@@ -449,7 +486,9 @@ impl Shared {
                 // From the position itself, to see whether it is still stored.
                 let anchored = after > 0;
                 let from = if anchored { after - 1 } else { 0 };
-                let mut read = self.read_after(&ns, &subject, from, want.saturating_add(usize::from(anchored))).await?;
+                let mut read = self
+                    .read_forward(&ns, &subject, from, want.saturating_add(usize::from(anchored)), last_seq)
+                    .await?;
                 if anchored && read.first().is_some_and(|(seq, _, _)| *seq == after) {
                     read.remove(0);
                     link = Some(after);

@@ -17,6 +17,7 @@
 
 mod cluster;
 mod history;
+mod passes;
 mod presence;
 pub mod subjects;
 
@@ -175,6 +176,10 @@ pub struct Shared {
     /// Held while a stream is created or updated: subscribes arriving together for a
     /// namespace set it up once, not once each.
     stream_setup: tokio::sync::Mutex<()>,
+    /// Forward history reads waiting to share a pass over their stream.
+    passes: passes::Passes,
+    /// Permits for reads too wide to share a pass.
+    wide_reads: tokio::sync::Semaphore,
     /// Live subscriptions by channel.
     live: Mutex<HashMap<String, JoinHandle<()>>>,
     /// Last known offset per channel on this node's publish path (a cache; the stream is the
@@ -222,6 +227,8 @@ impl NatsEngine {
             config: RwLock::new(config),
             streams: RwLock::new(HashMap::new()),
             stream_setup: tokio::sync::Mutex::new(()),
+            passes: passes::Passes::default(),
+            wide_reads: tokio::sync::Semaphore::new(passes::WIDE_READS_IN_FLIGHT),
             live: Mutex::new(HashMap::new()),
             last_offsets: Mutex::new(HashMap::new()),
             publish_locks: (0..256).map(|_| tokio::sync::Mutex::new(())).collect(),
