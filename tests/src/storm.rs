@@ -40,6 +40,8 @@ pub struct Plan {
     pub connect_concurrency: usize,
     /// JetStream storage of the history streams: `file` (Gyre's default) or `memory`.
     pub storage: String,
+    /// Where to write the remaining nodes' logs after the storm (for looking into a run).
+    pub logs: Option<PathBuf>,
 }
 
 /// What the storm cost and whether every client came back whole.
@@ -327,8 +329,11 @@ pub async fn run(plan: Plan) -> Report {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut doomed = Gyre::start_program(&plan.gyre, &node_config("storm-a", &urls, &plan.storage), &[]);
-    let b = Gyre::start_program(&plan.gyre, &node_config("storm-b", &urls, &plan.storage), &[]);
-    let c = Gyre::start_program(&plan.gyre, &node_config("storm-c", &urls, &plan.storage), &[]);
+    // With logs asked for, the engine's own debug lines (each history pass) are in them.
+    let env: &[(&str, &str)] =
+        if plan.logs.is_some() { &[("RUST_LOG", "info,gyre_edge::engine::nats=debug")] } else { &[] };
+    let b = Gyre::start_program(&plan.gyre, &node_config("storm-b", &urls, &plan.storage), env);
+    let c = Gyre::start_program(&plan.gyre, &node_config("storm-c", &urls, &plan.storage), env);
 
     // Every channel has history before its clients arrive.
     publish_rounds(&http, &b, plan.channels, 1).await;
@@ -390,6 +395,13 @@ pub async fn run(plan: Plan) -> Report {
         outcomes.push(t.await.unwrap_or_else(|e| Err(format!("client task failed: {e}"))));
     }
     let storm_secs = start.elapsed().as_secs_f64();
+    if let Some(dir) = &plan.logs {
+        for (name, node) in [("storm-b", &b), ("storm-c", &c)] {
+            if let Err(e) = std::fs::write(dir.join(format!("{name}.log")), node.logs()) {
+                eprintln!("cannot write {name}'s log into {}: {e}", dir.display());
+            }
+        }
+    }
     let listen_overflows = listen_overflows().saturating_sub(overflows);
     let gyre_cpu_ms = cpu_of(&servers).saturating_sub(gyre_cpu);
     let nats_cpu_ms = cpu_of(&nats_pids).saturating_sub(nats_cpu);
@@ -483,6 +495,9 @@ pub fn main() -> anyhow::Result<()> {
         /// History stream storage: file (Gyre's default) or memory.
         #[arg(long, default_value = "file", value_parser = ["file", "memory"])]
         storage: String,
+        /// Write the remaining nodes' logs (storm-b.log, storm-c.log) into this directory.
+        #[arg(long)]
+        logs: Option<PathBuf>,
     }
     let o = Options::parse();
     let gyre = match o.gyre {
@@ -501,6 +516,7 @@ pub fn main() -> anyhow::Result<()> {
         missed: o.missed.clamp(1, 900),
         connect_concurrency: o.connect_concurrency,
         storage: o.storage,
+        logs: o.logs,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = rt.block_on(run(plan));

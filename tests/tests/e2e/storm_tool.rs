@@ -15,6 +15,7 @@ async fn every_client_of_a_killed_node_recovers_at_once_with_one_read_per_channe
         missed: 30,
         connect_concurrency: 64,
         storage: "file".into(),
+        logs: None,
     };
     let r = run(plan).await;
     assert_eq!((r.recovered, r.failed), (400, 0), "{r:?}");

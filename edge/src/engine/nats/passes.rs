@@ -121,6 +121,18 @@ impl Passes {
         Some(std::mem::take(waiting))
     }
 
+    /// Keeps a pass's window for later reads, unless the one kept is fresh and covers it.
+    fn keep(&self, stream: &str, window: Window) {
+        let mut windows = self.windows.lock();
+        if let Some(old) = windows.get(stream) {
+            let covers = old.lo <= window.lo && old.hi >= window.hi && old.whole && old.epoch == window.epoch;
+            if covers && old.read_at.elapsed() <= WINDOW_TTL {
+                return;
+            }
+        }
+        windows.insert(stream.to_string(), Arc::new(window));
+    }
+
     /// The stream's last window while it is fresh and of the same epoch.
     fn window(&self, stream: &str, epoch: &str) -> Option<Arc<Window>> {
         let mut windows = self.windows.lock();
@@ -201,14 +213,23 @@ impl Shared {
             if rest.is_empty() {
                 continue;
             }
-            let window = match tokio::time::timeout(limit, self.pass(&ns, &rest, lo, hi)).await {
-                Ok(Ok(window)) => window,
-                Ok(Err(e)) => {
-                    rest.into_iter().for_each(|w| drop(w.reply.send(Err(e.clone()))));
-                    continue;
+            // A little further back than the batch needs: reads arriving next are from clients
+            // that left at about the same time, a few positions earlier or later.
+            let span = hi.saturating_sub(lo);
+            let lo = lo.saturating_sub((span / 8).min((2 * SHARED_SPAN_MAX).saturating_sub(span)));
+            let started = Instant::now();
+            let result = match tokio::time::timeout(limit, self.pass(&ns, &rest, lo, hi)).await {
+                Ok(r) => r,
+                Err(_) => Err(EngineError::Unavailable("nats: history pass past its deadline".into())),
+            };
+            let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let window = match result {
+                Ok(window) => {
+                    tracing::debug!(%stream, reads = rest.len(), span = hi - lo, took_ms, "history pass");
+                    window
                 }
-                Err(_) => {
-                    let e = EngineError::Unavailable("nats: history pass past its deadline".into());
+                Err(e) => {
+                    tracing::warn!(%stream, reads = rest.len(), span = hi - lo, took_ms, err = %e, "history pass failed");
                     rest.into_iter().for_each(|w| drop(w.reply.send(Err(e.clone()))));
                     continue;
                 }
@@ -219,7 +240,7 @@ impl Shared {
                     .ok_or_else(|| EngineError::Unavailable("nats: history pass did not cover the read".into()));
                 let _ = w.reply.send(answer);
             }
-            self.passes.windows.lock().insert(stream.clone(), Arc::new(window));
+            self.passes.keep(&stream, window);
         }
     }
 
@@ -255,10 +276,12 @@ impl Shared {
         let info = consumer.cached_info();
         let _delete = DeleteOnDrop { stream: ns.stream.clone(), name: info.name.clone() };
         // What is stored from `from` on (holes left by per-channel limits are not counted).
-        let mut pending = info.num_pending;
-        let mut next = from;
+        // The pass reads it all, to the stream's end, when that is not too far: the next
+        // reads are of channels whose tops lie a little past this batch's.
+        let mut pending = info.num_pending.min(2 * SHARED_SPAN_MAX);
         let mut kept_bytes = 0usize;
-        while next <= hi && pending > 0 {
+        let mut last_seen = 0;
+        while pending > 0 {
             let want = usize::try_from(pending).unwrap_or(usize::MAX).min(PASS_FETCH);
             let mut messages = consumer
                 .fetch()
@@ -273,20 +296,18 @@ impl Shared {
                 let seq = msg.info().map_err(|e| unavailable("history pass", e))?.stream_sequence;
                 let msg = msg.split().0;
                 got += 1;
-                next = seq.saturating_add(1);
-                if seq <= hi {
-                    let size = msg.payload.len() + msg.subject.len() + ENTRY_OVERHEAD;
-                    let entry = (seq, msg.headers.unwrap_or_default(), msg.payload);
-                    if let Some(entries) = by_subject.get_mut(msg.subject.as_str()) {
-                        entries.push(entry);
-                    } else if window.whole && kept_bytes.saturating_add(size) <= WINDOW_KEEP_BYTES {
-                        kept_bytes += size;
-                        by_subject.insert(msg.subject.to_string(), vec![entry]);
-                    } else {
-                        window.whole = false;
-                    }
+                last_seen = seq;
+                let size = msg.payload.len() + msg.subject.len() + ENTRY_OVERHEAD;
+                let entry = (seq, msg.headers.unwrap_or_default(), msg.payload);
+                if let Some(entries) = by_subject.get_mut(msg.subject.as_str()) {
+                    entries.push(entry);
+                } else if window.whole && kept_bytes.saturating_add(size) <= WINDOW_KEEP_BYTES {
+                    kept_bytes += size;
+                    by_subject.insert(msg.subject.to_string(), vec![entry]);
+                } else {
+                    window.whole = false;
                 }
-                if got == want || seq >= hi {
+                if got == want {
                     break;
                 }
             }
@@ -297,6 +318,12 @@ impl Shared {
             }
             pending = pending.saturating_sub(got as u64);
         }
+        if last_seen < hi && info.num_pending > 2 * SHARED_SPAN_MAX {
+            // Cut short by the cap before the batch's tops: an answer would have a hole.
+            return Err(EngineError::Unavailable("nats: history pass too wide".into()));
+        }
+        // Every stored sequence up to the last one delivered has been seen.
+        window.hi = hi.max(last_seen);
         window.by_subject = by_subject;
         window.read_at = Instant::now();
         Ok(window)
