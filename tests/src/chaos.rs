@@ -278,7 +278,13 @@ pub async fn run(plan: Plan) -> Report {
         }
         sleep_until(began + at(0.2, cycle)).await;
         let g = start_node(1);
-        g.wait_ready().await;
+        if !g.ready_within(Duration::from_secs(20)).await {
+            let mut why = Vec::new();
+            for n in &nats {
+                why.push(n.explain().await);
+            }
+            panic!("restarted gyre edge-1 not ready within 20s; its log:\n{}\nNATS:\n{}", g.logs(), why.join("\n"));
+        }
         nodes.set(1, Some(&g));
         gyres[1] = Some(g);
         step(&mut report, "gyre edge-1 restarted");

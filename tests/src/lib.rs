@@ -279,17 +279,24 @@ impl Gyre {
 
     /// Waits until `/health` answers 200 (the engine is connected and set up).
     pub async fn wait_ready(&self) {
+        if !self.ready_within(Duration::from_secs(20)).await {
+            panic!("gyre not ready within 20s; its log:\n{}", self.logs());
+        }
+    }
+
+    /// Whether `/health` answers 200 within `wait`.
+    pub async fn ready_within(&self, wait: Duration) -> bool {
         let url = format!("{}/health", self.internal_base());
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
             if let Ok(r) = self.http.get(&url).send().await {
                 if r.status().as_u16() == 200 {
-                    return;
+                    return true;
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("gyre not ready within 20s; its log:\n{}", self.logs());
+        false
     }
 
     /// The value of one sample of `/metrics`, e.g. `gyre_x_total{a="b"}` (0 when absent).

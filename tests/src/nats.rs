@@ -223,6 +223,31 @@ impl NatsServer {
             .unwrap_or(0)
     }
 
+    /// What the server says of its JetStream cluster (meta leader, each stream's leader and
+    /// replicas) and the end of its log, for a failure message; never panics.
+    pub async fn explain(&self) -> String {
+        let url = format!("http://127.0.0.1:{}/jsz?streams=true", self.monitor_port);
+        let jsz = match reqwest::Client::new().get(&url).timeout(Duration::from_secs(2)).send().await {
+            Ok(r) => r.json::<serde_json::Value>().await.map(|j| {
+                let streams: Vec<String> = j["account_details"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default())
+                    .map(|st| {
+                        format!("{} leader={} {}", st["name"], st["cluster"]["leader"], st["cluster"]["replicas"])
+                    })
+                    .collect();
+                format!("meta={} streams: {}", j["meta_cluster"], streams.join("; "))
+            }),
+            Err(e) => Ok(format!("no answer: {e}")),
+        }
+        .unwrap_or_else(|e| format!("not JSON: {e}"));
+        let logs = self.logs();
+        let tail: Vec<&str> = logs.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+        format!("nats-server :{} {jsz}\n{}", self.port, tail.join("\n"))
+    }
+
     /// JetStream consumers on the server, across all streams.
     pub async fn consumer_count(&self) -> u64 {
         self.monitor("jsz").await["consumers"].as_u64().unwrap_or(0)
