@@ -23,7 +23,7 @@ const MAX_CAS_RETRIES: usize = 16;
 
 /// A history read's consumer is gone this long after its last use, even if its deletion
 /// was lost.
-pub(super) const READ_CONSUMER_IDLE: Duration = Duration::from_secs(10);
+const READ_CONSUMER_IDLE: Duration = Duration::from_secs(10);
 /// The longest one history fetch waits for the entries its consumer reported pending.
 pub(super) const READ_FETCH_WAIT: Duration = Duration::from_secs(2);
 
@@ -35,8 +35,8 @@ const DIRECT_READ_MAX: u64 = 16;
 
 /// Deletes a read's consumer in the background once the read is over, however it ended.
 pub(super) struct DeleteOnDrop {
-    pub stream: jetstream::stream::Stream,
-    pub name: String,
+    stream: jetstream::stream::Stream,
+    name: String,
 }
 
 impl Drop for DeleteOnDrop {
@@ -48,6 +48,29 @@ impl Drop for DeleteOnDrop {
             }
         });
     }
+}
+
+/// An ephemeral read consumer (no acks, memory, one replica, gone when idle) from sequence
+/// `from`, on `filter` (empty: the whole stream), and its deletion when the read ends.
+pub(super) async fn read_consumer(
+    ns: &NsStream,
+    filter: &str,
+    from: u64,
+) -> Result<(jetstream::consumer::Consumer<consumer::pull::Config>, DeleteOnDrop), jetstream::stream::ConsumerError> {
+    let consumer = ns
+        .stream
+        .create_consumer(consumer::pull::Config {
+            filter_subject: filter.to_string(),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from },
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: READ_CONSUMER_IDLE,
+            num_replicas: 1,
+            memory_storage: true,
+            ..Default::default()
+        })
+        .await?;
+    let delete = DeleteOnDrop { stream: ns.stream.clone(), name: consumer.cached_info().name.clone() };
+    Ok((consumer, delete))
 }
 
 /// A stored message: stream sequence, headers, payload.
@@ -353,22 +376,9 @@ impl Shared {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let consumer = ns
-            .stream
-            .create_consumer(consumer::pull::Config {
-                filter_subject: subject.to_string(),
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from },
-                ack_policy: consumer::AckPolicy::None,
-                inactive_threshold: READ_CONSUMER_IDLE,
-                num_replicas: 1,
-                memory_storage: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable("read history", e))?;
+        let (consumer, _delete) = read_consumer(ns, subject, from).await.map_err(|e| unavailable("read history", e))?;
         let info = consumer.cached_info();
         let want = usize::try_from(info.num_pending).unwrap_or(usize::MAX).min(limit);
-        let _delete = DeleteOnDrop { stream: ns.stream.clone(), name: info.name.clone() };
         let mut out = Vec::with_capacity(want.min(1024));
         if want == 0 {
             return Ok(out);

@@ -15,12 +15,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::history::{DeleteOnDrop, RawEntry, READ_CONSUMER_IDLE, READ_FETCH_WAIT};
+use super::history::{read_consumer, RawEntry, READ_FETCH_WAIT};
 use super::{unavailable, NsStream, Shared};
 use crate::engine::EngineError;
 
@@ -261,20 +260,8 @@ impl Shared {
             window.by_subject = by_subject;
             return Ok(window);
         };
-        let consumer = ns
-            .stream
-            .create_consumer(consumer::pull::Config {
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from },
-                ack_policy: consumer::AckPolicy::None,
-                inactive_threshold: READ_CONSUMER_IDLE,
-                num_replicas: 1,
-                memory_storage: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unavailable("history pass", e))?;
+        let (consumer, _delete) = read_consumer(ns, "", from).await.map_err(|e| unavailable("history pass", e))?;
         let info = consumer.cached_info();
-        let _delete = DeleteOnDrop { stream: ns.stream.clone(), name: info.name.clone() };
         // What is stored from `from` on (holes left by per-channel limits are not counted).
         // The pass reads it all, to the stream's end, when that is not too far: the next
         // reads are of channels whose tops lie a little past this batch's.
