@@ -25,7 +25,7 @@ const MAX_CAS_RETRIES: usize = 16;
 /// was lost.
 const READ_CONSUMER_IDLE: Duration = Duration::from_secs(10);
 /// The longest one history fetch waits for the entries its consumer reported pending.
-pub(super) const READ_FETCH_WAIT: Duration = Duration::from_secs(2);
+const READ_FETCH_WAIT: Duration = Duration::from_secs(2);
 
 /// A forward read whose span of stream sequences is at most this is read by direct gets (any
 /// replica answers, nothing is created, at most this many round trips); a wider one through a
@@ -71,6 +71,27 @@ pub(super) async fn read_consumer(
         .await?;
     let delete = DeleteOnDrop { stream: ns.stream.clone(), name: consumer.cached_info().name.clone() };
     Ok((consumer, delete))
+}
+
+/// One fetch of at most `want` messages from a read consumer, each with its stream sequence
+/// (errors name `what`).
+pub(super) async fn fetch_stored(
+    consumer: &jetstream::consumer::Consumer<consumer::pull::Config>,
+    want: usize,
+    what: &'static str,
+) -> Result<impl futures_util::Stream<Item = Result<(u64, async_nats::Message), EngineError>>, EngineError> {
+    let batch = consumer
+        .fetch()
+        .max_messages(want)
+        .expires(READ_FETCH_WAIT)
+        .messages()
+        .await
+        .map_err(|e| unavailable(what, e))?;
+    Ok(batch.map(move |msg| {
+        let msg = msg.map_err(|e| unavailable(what, e))?;
+        let seq = msg.info().map_err(|e| unavailable(what, e))?.stream_sequence;
+        Ok((seq, msg.split().0))
+    }))
 }
 
 /// A stored message: stream sequence, headers, payload.
@@ -383,17 +404,9 @@ impl Shared {
         if want == 0 {
             return Ok(out);
         }
-        let mut batch = consumer
-            .fetch()
-            .max_messages(want)
-            .expires(READ_FETCH_WAIT)
-            .messages()
-            .await
-            .map_err(|e| unavailable("read history", e))?;
-        while let Some(msg) = batch.next().await {
-            let msg = msg.map_err(|e| unavailable("read history", e))?;
-            let seq = msg.info().map_err(|e| unavailable("read history", e))?.stream_sequence;
-            let msg = msg.split().0;
+        let mut batch = fetch_stored(&consumer, want, "read history").await?;
+        while let Some(stored) = batch.next().await {
+            let (seq, msg) = stored?;
             out.push((seq, msg.headers.unwrap_or_default(), msg.payload));
             if out.len() == want {
                 break;

@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::history::{read_consumer, RawEntry, READ_FETCH_WAIT};
+use super::history::{fetch_stored, read_consumer, RawEntry};
 use super::{unavailable, NsStream, Shared};
 use crate::engine::EngineError;
 
@@ -270,18 +270,10 @@ impl Shared {
         let mut last_seen = 0;
         while pending > 0 {
             let want = usize::try_from(pending).unwrap_or(usize::MAX).min(PASS_FETCH);
-            let mut messages = consumer
-                .fetch()
-                .max_messages(want)
-                .expires(READ_FETCH_WAIT)
-                .messages()
-                .await
-                .map_err(|e| unavailable("history pass", e))?;
+            let mut messages = fetch_stored(&consumer, want, "history pass").await?;
             let mut got = 0;
-            while let Some(msg) = messages.next().await {
-                let msg = msg.map_err(|e| unavailable("history pass", e))?;
-                let seq = msg.info().map_err(|e| unavailable("history pass", e))?.stream_sequence;
-                let msg = msg.split().0;
+            while let Some(stored) = messages.next().await {
+                let (seq, msg) = stored?;
                 got += 1;
                 last_seen = seq;
                 let size = msg.payload.len() + msg.subject.len() + ENTRY_OVERHEAD;
