@@ -34,6 +34,13 @@ pub struct Plan {
     pub session: Duration,
     /// After publishing stops, how long every client has to catch up.
     pub settle: Duration,
+    /// JetStream storage of the history stream (`memory` or `file`): a memory replica killed
+    /// and restarted fetches the whole stream again from the leader, a file replica only what
+    /// it missed.
+    pub storage: &'static str,
+    /// How long the channels keep history. When it outlasts the run, the end also checks that
+    /// the history still holds every acknowledged publication.
+    pub history_ttl: Duration,
 }
 
 /// What happened, by client and overall.
@@ -63,6 +70,9 @@ pub struct Report {
     /// Nodes whose client or subscription gauges did not return to zero.
     pub leftovers: Vec<String>,
     pub catch_up: Duration,
+    /// When the run is not clean: what the nodes logged about incomplete recoveries and engine
+    /// errors, and every nats-server's JetStream state and log tail.
+    pub diagnostics: Vec<String>,
 }
 
 impl Report {
@@ -175,12 +185,13 @@ const NAMESPACE: &str = "soak";
 type Acked = Arc<Mutex<Vec<(u64, u64)>>>;
 const WAIT: Duration = Duration::from_secs(5);
 
-fn node_config(name: &str, nats_url: &str, address: &str) -> Value {
+fn node_config(plan: &Plan, name: &str, nats_url: &str, address: &str) -> Value {
     let mut config = cluster_node_config(name, nats_url);
     merge(
         &mut config,
         json!({
             "address": address,
+            "nats_storage": plan.storage,
             "log_level": "info",
             "engine_timeout": "2s",
             "ping_interval": "3s",
@@ -190,7 +201,7 @@ fn node_config(name: &str, nats_url: &str, address: &str) -> Value {
             "ip_rate_limit_exempt": ["127.0.0.0/8", "198.18.0.0/15"],
             "namespaces": [{
                 "name": NAMESPACE, "allow_subscribe_for_client": true, "history_size": 100_000,
-                "history_ttl": "600s", "force_recovery": true
+                "history_ttl": format!("{}s", plan.history_ttl.as_secs()), "force_recovery": true
             }]
         }),
     );
@@ -203,21 +214,27 @@ fn rss_mb(pid: u32) -> f64 {
 
 /// Runs the plan end to end and reports what every client saw.
 pub async fn run(plan: Plan) -> Report {
+    // Whether history still holds everything at the end, so the end can check it does.
+    let history_outlasts = plan.history_ttl >= plan.duration + plan.settle + Duration::from_secs(120);
     let netns = NetNs::create();
     let mut nats = NatsServer::cluster_on(&netns.engine.host_ip);
     let nats_url = nats.iter().map(|s| s.url()).collect::<Vec<_>>().join(",");
     let configs = [
-        node_config("edge-0", &nats_url, "127.0.0.1"),
-        node_config("edge-1", &nats_url, "127.0.0.1"),
-        node_config("edge-2", &nats_url, &netns.clients.ns_ip),
+        node_config(&plan, "edge-0", &nats_url, "127.0.0.1"),
+        node_config(&plan, "edge-1", &nats_url, "127.0.0.1"),
+        node_config(&plan, "edge-2", &nats_url, &netns.clients.ns_ip),
     ];
     // Starting and killing processes blocks; the clients keep running on the other workers.
     let start_node = |i: usize| {
         tokio::task::block_in_place(|| {
+            // Why a recovery came out incomplete is logged at debug: kept for the report.
+            let env = [("RUST_LOG", "info,gyre_edge::session::subscriptions=debug")];
             if i == 2 {
-                Gyre::start_in_netns(&netns.name, configs[i].clone())
+                Gyre::start_in_netns(&netns.name, configs[i].clone(), &env)
             } else {
-                Gyre::start(configs[i].clone())
+                let mut config = crate::base_config();
+                merge(&mut config, configs[i].clone());
+                Gyre::start_with(&config, &env)
             }
         })
     };
@@ -351,7 +368,7 @@ pub async fn run(plan: Plan) -> Report {
             .map(|ps| ps.iter().filter_map(|p| p["offset"].as_u64()).collect())
             .unwrap_or_default();
         let lost: Vec<u64> = want.iter().map(|(o, _)| *o).filter(|o| !offsets.contains(o)).collect();
-        if !lost.is_empty() {
+        if history_outlasts && !lost.is_empty() {
             report.missing.push(format!("history of c{c} lost acknowledged offsets {lost:?}"));
         }
         stored.push(offsets);
@@ -416,6 +433,23 @@ pub async fn run(plan: Plan) -> Report {
         // the allocator's retained pages.
         if end > start + 64.0 + (with_clients[i] - start).max(0.0) * 0.5 {
             report.memory_leaks.push(format!("edge-{i}: {end:.0} MB after, {start:.0} MB at start"));
+        }
+    }
+    if !report.clean() {
+        for (i, g) in gyres.iter().enumerate() {
+            let Some(g) = g else { continue };
+            let logs = g.logs();
+            let notable: Vec<&str> =
+                logs.lines().filter(|l| l.contains("recovery incomplete") || l.contains("engine error")).collect();
+            let shown = &notable[..notable.len().min(40)];
+            report.diagnostics.push(format!(
+                "edge-{i}: {} notable log lines, first:\n{}",
+                notable.len(),
+                shown.join("\n")
+            ));
+        }
+        for (i, n) in nats.iter().enumerate() {
+            report.diagnostics.push(format!("nats n{i}: {}", n.explain().await));
         }
     }
     drop(gyres);

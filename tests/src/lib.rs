@@ -125,8 +125,8 @@ impl Gyre {
     }
 
     /// Starts gyre with [`base_config`] patched by `patch`, inside network namespace `netns`
-    /// (so a test can cut it off the network).
-    pub fn start_in_netns(netns: &str, patch: Value) -> Gyre {
+    /// (so a test can cut it off the network), with extra environment variables.
+    pub fn start_in_netns(netns: &str, patch: Value, env: &[(&str, &str)]) -> Gyre {
         let mut config = base_config();
         merge(&mut config, patch);
         let dir = tempfile::tempdir().expect("temp dir");
@@ -143,7 +143,7 @@ impl Gyre {
             &path.display().to_string(),
         ]
         .map(String::from);
-        Self::spawn_program("ip", dir, &args, &[], wants_internal)
+        Self::spawn_program("ip", dir, &args, env, wants_internal)
     }
 
     /// Starts gyre on a config file that sets `internal_port` (the API, health and metrics

@@ -602,6 +602,18 @@ async fn recovery_read(
                 (Some(first), Some(last)) => first.prev_offset == since.offset && last.offset == top.offset,
                 _ => top.offset == since.offset,
             };
+            if !complete {
+                tracing::debug!(
+                    channel,
+                    since = since.offset,
+                    top = top.offset,
+                    read = publications.len(),
+                    first_prev = publications.first().map(|p| p.prev_offset),
+                    first = publications.first().map(|p| p.offset),
+                    last = publications.last().map(|p| p.offset),
+                    "recovery incomplete: history does not link the position to the top"
+                );
+            }
             Ok(ReadResult { since, publications: Arc::new(publications), top, complete })
         }
         Err(code) if code == ErrorCode::UNRECOVERABLE_POSITION => {

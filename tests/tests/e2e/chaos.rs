@@ -7,6 +7,9 @@ use gyre_tests::chaos::{run, Plan, Report};
 
 fn print(report: &Report) {
     eprintln!("{report:#?}");
+    for d in &report.diagnostics {
+        eprintln!("--- {d}");
+    }
 }
 
 fn assert_clean(report: &Report) {
@@ -26,6 +29,8 @@ async fn chaos_every_acknowledged_publication_reaches_every_client_once_in_order
         cycle: Duration::from_secs(40),
         session: Duration::from_secs(8),
         settle: Duration::from_secs(30),
+        storage: "memory",
+        history_ttl: Duration::from_secs(600),
     })
     .await;
     assert_clean(&report);
@@ -45,6 +50,14 @@ async fn chaos_soak() {
         cycle: Duration::from_secs(60),
         session: Duration::from_secs(20),
         settle: Duration::from_secs(60),
+        // File storage as in production: a restarted server catches up on what it missed, not
+        // (as a memory replica must) on the whole stream, which grows for the whole soak.
+        storage: "file",
+        // History outlasts the run unless GYRE_SOAK_TTL_SECS says otherwise (a short one keeps
+        // the stream small and has JetStream trim it all along).
+        history_ttl: Duration::from_secs(
+            std::env::var("GYRE_SOAK_TTL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(secs + 300),
+        ),
     })
     .await;
     assert_clean(&report);
