@@ -2,9 +2,10 @@
 //!
 //! The layout follows the design notes: `config` → `protocol` → `session` (one connection)
 //! → `node` (hub and the one publish path) → `engine` (broker and presence traits);
-//! `transport` and `api` are thin adapters, `proxy` asks the application backend, `server`
-//! wires listeners.
+//! `transport`, `api` and `admin` (the web UI) are thin adapters, `proxy` asks the
+//! application backend, `server` wires listeners.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cli;

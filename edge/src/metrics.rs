@@ -25,6 +25,7 @@ pub struct Metrics {
     pub proxy_duration: HistogramVec,
     pub proxy_errors: IntCounterVec,
     pub listener_refused: IntCounterVec,
+    pub admin_logins: IntCounterVec,
     pub listener_open: IntGaugeVec,
     pub body_refused: IntCounterVec,
     pub jwks_events: IntCounterVec,
@@ -137,8 +138,14 @@ impl Metrics {
             listener_refused: counter(
                 &registry,
                 "listener_refused_total",
-                "Connections refused or closed by a listener's limits (connection_limit, ip_rate_limit, header_timeout, …)",
+                "Connections and requests refused or closed by a listener's limits and checks (connection_limit, ip_rate_limit, header_timeout, origin, …)",
                 &["listener", "reason"],
+            )?,
+            admin_logins: counter(
+                &registry,
+                "admin_logins_total",
+                "Admin UI sign-ins by outcome (ok, refused, throttled)",
+                &["outcome"],
             )?,
             listener_open: {
                 let g = IntGaugeVec::new(Opts::new("listener_open_connections", "Open sockets by listener").namespace("gyre"), &["listener"])?;

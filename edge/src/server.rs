@@ -71,10 +71,16 @@ fn client_router(config: &Config, node: &Arc<Node>) -> Router<Arc<Node>> {
     if config.http_stream || config.sse {
         r = r.route("/emulation", any(http::emulation));
     }
+    // Outermost: a refused origin or a preflight costs no connection token.
+    r = r.layer(axum::middleware::from_fn_with_state(node.clone(), crate::transport::cors::gate));
+    // The admin UI checks origins itself (same origin only) and is not a CORS endpoint.
+    if config.admin && config.admin_external {
+        r = r.merge(crate::admin::router(config));
+    }
     r
 }
 
-/// Routes of the internal listener: API, health, metrics.
+/// Routes of the internal listener: API, health, metrics, and the admin UI unless external.
 fn internal_router(config: &Config) -> Router<Arc<Node>> {
     let mut r = if config.api_disable { Router::new() } else { crate::api::router() };
     if config.health {
@@ -82,6 +88,9 @@ fn internal_router(config: &Config) -> Router<Arc<Node>> {
     }
     if config.prometheus {
         r = r.route("/metrics", get(metrics));
+    }
+    if config.admin && !config.admin_external {
+        r = r.merge(crate::admin::router(config));
     }
     r
 }

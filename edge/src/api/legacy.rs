@@ -43,7 +43,13 @@ pub async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, uri: Uri
     if !auth::authorized(&node.config(), &headers, &uri) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let body = match super::read_body(&node, &headers, body).await {
+    commands(&node, &headers, body, "http_legacy").await
+}
+
+/// Runs the commands of a legacy request body (already authorized) and answers their replies;
+/// `protocol` labels the API metrics (`http_legacy`, or `admin` for the admin UI's console).
+pub async fn commands(node: &Arc<Node>, headers: &HeaderMap, body: Body, protocol: &str) -> Response {
+    let body = match super::read_body(node, headers, body).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };
@@ -82,7 +88,7 @@ pub async fn handler(State(node): State<Arc<Node>>, headers: HeaderMap, uri: Uri
             reply.insert("id".into(), id.into());
         }
         let result = match method {
-            Ok(m) => execute(&node, &m, params.as_deref().map_or("{}", |p| p.get()), "http_legacy").await,
+            Ok(m) => execute(node, &m, params.as_deref().map_or("{}", |p| p.get()), protocol).await,
             Err(()) => Err(methods::ApiError::method_not_found()),
         };
         match result {

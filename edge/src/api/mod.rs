@@ -5,6 +5,7 @@ mod auth;
 mod legacy;
 mod methods;
 
+pub use legacy::commands as legacy_commands;
 pub use methods::{execute, ApiError};
 
 use std::sync::Arc;

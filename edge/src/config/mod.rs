@@ -194,12 +194,15 @@ pub struct Config {
     pub user_personal_single_connection: bool,
     pub client_connect_include_server_time: bool,
 
-    /// Centrifugo's admin web UI is not part of Gyre: the keys load (Centrifugo's `genconfig`
-    /// writes them) and `admin: true` is logged as ignored.
+    /// The admin web UI (see `crate::admin`): on the internal listener unless `admin_external`,
+    /// under `admin_handler_prefix`; sign-in with `admin_password`, sessions signed with
+    /// `admin_secret`; `admin_insecure` opens it without sign-in (trusted networks only).
     pub admin: bool,
     pub admin_password: String,
     pub admin_secret: String,
     pub admin_insecure: bool,
+    pub admin_external: bool,
+    pub admin_handler_prefix: String,
     /// Gyre sends no usage statistics; accepted for Centrifugo configs.
     pub usage_stats_disable: bool,
 
@@ -356,6 +359,8 @@ impl Default for Config {
             admin_password: String::new(),
             admin_secret: String::new(),
             admin_insecure: false,
+            admin_external: false,
+            admin_handler_prefix: String::new(),
             usage_stats_disable: false,
             nats_url: "nats://127.0.0.1:4222".to_string(),
             nats_user: String::new(),
@@ -511,7 +516,6 @@ impl Config {
     /// Keys set to something Gyre does not act on, for a startup warning each.
     pub fn ignored(&self) -> Vec<&'static str> {
         [
-            (self.admin, "`admin`: Gyre has no admin web UI (use the server API and /metrics)"),
             (self.debug, "`debug`: no pprof endpoints"),
             (self.swagger, "`swagger`: no Swagger UI"),
             (self.opentelemetry, "`opentelemetry`: no tracing export"),

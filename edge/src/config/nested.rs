@@ -91,6 +91,8 @@ const LEAVES: &[(&str, &str)] = &[
     ("admin.password", "admin_password"),
     ("admin.secret", "admin_secret"),
     ("admin.insecure", "admin_insecure"),
+    ("admin.external", "admin_external"),
+    ("admin.handler_prefix", "admin_handler_prefix"),
     ("usage_stats.disabled", "usage_stats_disable"),
     ("grpc_api.enabled", "grpc_api"),
     ("grpc_api.address", "grpc_api_address"),

@@ -27,6 +27,17 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
             err(key.into(), "must be more than 0: a listener without this deadline can be held open forever".into());
         }
     }
+    if c.admin && !c.admin_insecure {
+        for (key, value) in [("admin_password", &c.admin_password), ("admin_secret", &c.admin_secret)] {
+            if value.is_empty() {
+                err(key.into(), "must be set when `admin` is on (or set `admin_insecure` on a trusted network)".into());
+            }
+        }
+    }
+    let prefix = &c.admin_handler_prefix;
+    if !prefix.is_empty() && (!prefix.starts_with('/') || prefix.contains(['{', '}', '*', '?', '#'])) {
+        err("admin_handler_prefix".into(), format!("must be a path starting with /, got {prefix:?}"));
+    }
     if c.internal_max_connections == 0 {
         err("internal_max_connections".into(), "must be at least 1".into());
     }

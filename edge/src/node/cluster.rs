@@ -59,6 +59,13 @@ pub struct NodeInfo {
     pub num_channels: u64,
     pub num_subs: u64,
     pub uptime: u64,
+    /// The engine the node runs on (`memory`, `nats`): a node whose info arrived through the
+    /// engine reaches it. Absent from nodes of older versions.
+    #[serde(default)]
+    pub engine: String,
+    /// Publications delivered to local subscribers since start (the admin UI's rate chart).
+    #[serde(default)]
+    pub num_deliveries: u64,
 }
 
 impl UserCommand {

@@ -77,6 +77,7 @@ struct HubHandler {
     id: String,
     name: String,
     started: Instant,
+    engine: &'static str,
 }
 
 impl BrokerEventHandler for HubHandler {
@@ -105,6 +106,8 @@ impl BrokerEventHandler for HubHandler {
             num_channels: self.hub.num_channels() as u64,
             num_subs: self.hub.num_subscriptions() as u64,
             uptime: self.started.elapsed().as_secs(),
+            engine: self.engine.to_string(),
+            num_deliveries: self.sent.with_label_values(&["publication"]).get(),
         }
     }
     fn local_channels(&self) -> Vec<(String, usize)> {
@@ -135,6 +138,10 @@ impl Node {
             id: id.clone(),
             name: name.clone(),
             started,
+            engine: match config.engine {
+                EngineKind::Memory => "memory",
+                EngineKind::Nats => "nats",
+            },
         });
         let (broker, presence, memory_broker): (Arc<dyn Broker>, Arc<dyn PresenceManager>, _) = match config.engine {
             EngineKind::Memory => {

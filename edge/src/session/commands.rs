@@ -121,7 +121,9 @@ impl Session {
             }
         }
         let client_id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
-        let credentials = if !req.token.is_empty() {
+        let credentials = if let Some(preset) = self.preset.take() {
+            Some(preset)
+        } else if !req.token.is_empty() {
             match rules.tokens.verify_connect(&req.token).await {
                 Ok(claims) => Some(Credentials::from_claims(claims)),
                 Err(TokenError::Expired) => return self.fail_connect(id, ErrorCode::TOKEN_EXPIRED),
@@ -472,7 +474,7 @@ impl Session {
 
 /// Who connects, from a token or the connect proxy.
 #[derive(Default)]
-struct Credentials {
+pub(super) struct Credentials {
     user: String,
     conn_info: Option<Payload>,
     expires_at: Option<i64>,
@@ -484,6 +486,19 @@ struct Credentials {
 }
 
 impl Credentials {
+    /// Credentials a server-side caller gives (the admin UI's tail): `user`, subscribed by the
+    /// server to `channels`, never expiring.
+    pub(super) fn preset(user: &str, channels: Vec<String>) -> Self {
+        Self {
+            user: user.to_string(),
+            conn_info: None,
+            expires_at: None,
+            server_subs: channels.into_iter().map(|c| (c, SubOptions::default())).collect(),
+            data: None,
+            meta: None,
+        }
+    }
+
     fn from_claims(claims: ConnectClaims) -> Self {
         let expires_at = claims.expires_at();
         Self {

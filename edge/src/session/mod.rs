@@ -99,6 +99,8 @@ pub struct Session {
     /// `client_command_rate_limit`: the bucket and the refusals since the last allowed command.
     command_bucket: crate::limit::TokenBucket,
     refused_in_row: u32,
+    /// Credentials given by the server itself: the connect command needs no token then.
+    preset: Option<commands::Credentials>,
 }
 
 impl Session {
@@ -123,7 +125,15 @@ impl Session {
             slot: None,
             command_bucket: crate::limit::TokenBucket::default(),
             refused_in_row: 0,
+            preset: None,
         }
+    }
+
+    /// A session whose connect is authenticated by the server (no token or proxy): `user`,
+    /// subscribed by the server to `channels`. Only for connections the node opens itself.
+    pub fn preset(mut self, user: &str, channels: Vec<String>) -> Self {
+        self.preset = Some(commands::Credentials::preset(user, channels));
+        self
     }
 
     /// Handles one incoming frame of commands (in the connection's encoding), in order.

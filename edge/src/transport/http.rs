@@ -92,11 +92,11 @@ fn refuse(status: StatusCode, message: &'static str) -> Response {
     (status, message).into_response()
 }
 
-/// The method gate of a POST endpoint: a preflight answer for OPTIONS, 405 for anything but
-/// POST, `None` to go on.
+/// The method gate of a POST endpoint: 204 for OPTIONS (browser preflights were answered by
+/// the origin gate, [`super::cors`]), 405 for anything but POST, `None` to go on.
 fn post_only(method: &Method, what: &'static str) -> Option<Response> {
     if *method == Method::OPTIONS {
-        return Some(preflight());
+        return Some(options());
     }
     (*method != Method::POST).then(|| refuse(StatusCode::METHOD_NOT_ALLOWED, what))
 }
@@ -115,12 +115,10 @@ fn not_get_or_post() -> Response {
     refuse(StatusCode::METHOD_NOT_ALLOWED, "GET or POST a connect request")
 }
 
-/// Answers a CORS preflight for a POST endpoint.
-fn preflight() -> Response {
+/// Answers a plain OPTIONS request for a POST endpoint.
+fn options() -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("300"));
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
     resp
 }
 
@@ -140,7 +138,7 @@ pub async fn http_stream(State(node): State<Arc<Node>>, method: Method, headers:
         Err(refused) => return refused,
     };
     let encoding = if is_protobuf(&headers) { Encoding::Protobuf } else { Encoding::Json };
-    open(node, &headers, body, limit, Framing::Stream(encoding), "http_stream")
+    open(node, &headers, body, limit, Framing::Stream(encoding), "http_stream", None)
 }
 
 /// A request body under `limit` and `http_body_timeout`; the refusal as a response.
@@ -177,7 +175,7 @@ pub async fn sse(
         Err(refused) => return refused,
     };
     match sse_request(&method, query, body) {
-        Some(Some(connect)) => open(node, &headers, connect, limit, Framing::Sse(Encoding::Json), "sse"),
+        Some(Some(connect)) => open(node, &headers, connect, limit, Framing::Sse(Encoding::Json), "sse", None),
         Some(None) => refuse(StatusCode::BAD_REQUEST, "cf_connect query parameter required"),
         None => not_get_or_post(),
     }
@@ -201,7 +199,7 @@ pub async fn uni_http_stream(
     };
     match uni_connect_command(&body) {
         Some(connect) => {
-            open(node, &headers, connect, usize::MAX, Framing::Stream(Encoding::JsonUni), "uni_http_stream")
+            open(node, &headers, connect, usize::MAX, Framing::Stream(Encoding::JsonUni), "uni_http_stream", None)
         }
         None => refuse(StatusCode::BAD_REQUEST, "malformed connect request"),
     }
@@ -226,7 +224,7 @@ pub async fn uni_sse(
         return crate::listener::body::BodyError::TooLarge(limit).into_response();
     }
     match uni_connect_command(&request) {
-        Some(connect) => open(node, &headers, connect, usize::MAX, Framing::Sse(Encoding::JsonUni), "uni_sse"),
+        Some(connect) => open(node, &headers, connect, usize::MAX, Framing::Sse(Encoding::JsonUni), "uni_sse", None),
         None => refuse(StatusCode::BAD_REQUEST, "malformed connect request"),
     }
 }
@@ -243,6 +241,7 @@ pub fn uni_connect_command(request: &[u8]) -> Option<Bytes> {
 
 /// Starts a session for a stream and returns the streaming response.
 /// `limit` caps the connect command (a GET's query parameter was not read as a body).
+/// `preset` authenticates the connect for the server's own streams (user, channels).
 fn open(
     node: Arc<Node>,
     headers: &HeaderMap,
@@ -250,13 +249,11 @@ fn open(
     limit: usize,
     framing: Framing,
     name: &'static str,
+    preset: Option<(&str, Vec<String>)>,
 ) -> Response {
     let config = node.config();
     if node.is_shutting_down() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
-    }
-    if !super::origin::allowed(headers, &config.allowed_origins) {
-        return refuse(StatusCode::FORBIDDEN, "origin not allowed");
     }
     if connect.len() > limit {
         return crate::listener::body::BodyError::TooLarge(limit).into_response();
@@ -276,13 +273,32 @@ fn open(
         emulation_session: emulation.as_ref().map(|(id, _)| id.clone()),
         headers: node.rules().proxies.forwarded_headers(headers),
     };
-    let session = Session::new(node.clone(), outbox.clone(), transport);
+    let mut session = Session::new(node.clone(), outbox.clone(), transport);
+    if let Some((user, channels)) = preset {
+        session = session.preset(user, channels);
+    }
     tokio::spawn(run(node, session, connect, emulation));
     let stream = futures_util::stream::unfold(
         Some(StreamState { outbox: outbox.clone(), framing, started: false, _guard: CloseOnDrop(outbox) }),
         next_chunk,
     );
     no_cache(Response::new(Body::from_stream(stream)), framing.content_type())
+}
+
+/// The admin UI's live tail: a unidirectional JSON stream of `channel` for `user`, subscribed
+/// by the server (the caller checked the admin session).
+pub fn server_stream(node: Arc<Node>, user: &str, channel: String) -> Response {
+    let connect = Bytes::from_static(br#"{"id":1,"connect":{}}"#);
+    let headers = HeaderMap::new();
+    open(
+        node,
+        &headers,
+        connect,
+        usize::MAX,
+        Framing::Stream(Encoding::JsonUni),
+        "admin_tail",
+        Some((user, vec![channel])),
+    )
 }
 
 /// Closes the session when the response is dropped (the client went away).

@@ -1,5 +1,6 @@
 //! Client transports: they move frames between sockets and a [`crate::session::Session`].
 
+pub mod cors;
 pub mod http;
 pub mod origin;
 pub mod uni_grpc;

@@ -73,10 +73,6 @@ fn upgrade(
     if node.is_shutting_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    if !super::origin::allowed(headers, &config.allowed_origins) {
-        tracing::info!(origin = ?headers.get("origin"), "connection refused: origin not allowed");
-        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-    }
     let limit = config.websocket_message_size_limit;
     let write_timeout = config.websocket_write_timeout.0;
     let queue_limit = config.client_queue_max_size;

@@ -161,7 +161,15 @@ channel:
     assert!(reply["subscribe"].is_object(), "{reply}");
     assert_eq!(gyre.api("publish", json!({"channel": "chat:v6", "data": {"v": 6}})).await.0, 200);
     assert_eq!(c.next_push().await["pub"]["data"], json!({"v": 6}));
-    assert!(gyre.logs().contains("ignored `admin`"), "{}", gyre.logs());
+    // `admin.enabled` with its password: the admin UI signs in with it.
+    let resp = gyre
+        .http()
+        .post(format!("{}/admin/auth", gyre.internal_base()))
+        .form(&[("password", "p")])
+        .send()
+        .await
+        .expect("admin auth");
+    assert_eq!(resp.status(), 200);
 }
 
 #[test]
