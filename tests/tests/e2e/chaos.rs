@@ -36,7 +36,7 @@ async fn chaos_every_acknowledged_publication_reaches_every_client_once_in_order
     assert_clean(&report);
 }
 
-/// The long variant (`cargo nextest run -p gyre-tests --run-ignored only chaos_soak`):
+/// The long variant (`cargo nextest run --release -p gyre-tests --run-ignored only chaos_soak`):
 /// `GYRE_SOAK_SECS` (default 600) of fault cycles with 3,000 clients.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "long soak: run with --run-ignored only"]

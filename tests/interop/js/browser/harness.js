@@ -25,6 +25,7 @@ const SDK_DIST = path.join(__dirname, '..', 'node_modules', 'centrifuge', 'dist'
 const BUNDLES = {
   '/centrifuge.js': path.join(SDK_DIST, 'centrifuge.js'),
   '/centrifuge.protobuf.js': path.join(SDK_DIST, 'centrifuge.protobuf.js'),
+  '/events.js': path.join(__dirname, '..', 'events.js'),
   '/helpers.js': path.join(__dirname, 'page_helpers.js'),
 };
 
@@ -39,7 +40,7 @@ function gyreBase() {
 // Protobuf one, both with the in-page helpers. Resolves with the server and its origin.
 function servePages() {
   const page = (bundle) => `<!doctype html><meta charset="utf-8"><title>gyre browser test</title><link rel="icon" href="data:,">
-<script src="${bundle}"></script><script src="/helpers.js"></script>`;
+<script src="${bundle}"></script><script src="/events.js"></script><script src="/helpers.js"></script>`;
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://pages');
     const file = BUNDLES[url.pathname];
