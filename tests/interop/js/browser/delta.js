@@ -5,7 +5,7 @@
 
 const crypto = require('node:crypto');
 const c = require('../common');
-const { withBrowser } = require('./harness');
+const { withBrowser, join } = require('./harness');
 
 const CHANNEL = `delta:br-${crypto.randomBytes(4).toString('hex')}`;
 
@@ -18,19 +18,11 @@ function docs(n) {
   });
 }
 
-c.main(() => withBrowser(async ({ open, gyre }) => {
+c.main(() => withBrowser(async ({ open }) => {
   const page = await open('/');
   const frames = [];
   page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push(String(f.payload))));
-  await page.evaluate(async ({ endpoint, token, ch }) => {
-    const t = window.gyreTest;
-    const client = t.newClient(endpoint, { token });
-    t.state.client = client;
-    await t.connect(client);
-    const sub = client.newSubscription(ch, { delta: 'fossil' });
-    t.state.pubs = t.collect(sub, 'publication');
-    await t.subscribe(sub);
-  }, { endpoint: `${gyre.replace(/^http/, 'ws')}/connection/websocket`, token: c.makeToken({ sub: '42' }), ch: CHANNEL });
+  await join(page, '42', CHANNEL, { delta: 'fossil' });
   const sent = docs(10);
   for (const doc of sent) {
     await c.apiPublish(CHANNEL, doc);

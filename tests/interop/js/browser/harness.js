@@ -112,4 +112,15 @@ async function withBrowser(fn) {
   }
 }
 
-module.exports = { withBrowser, gyreBase };
+// In `page`: a client of user `user` on the node's WebSocket, subscribed to `channel` (see
+// `join` in page_helpers.js for what it keeps).
+async function join(page, user, channel, subOptions = {}) {
+  const { makeToken } = require('../common');
+  const endpoint = `${gyreBase().replace(/^http/, 'ws')}/connection/websocket`;
+  await page.evaluate(
+    ({ endpoint, token, channel, subOptions }) => window.gyreTest.join(endpoint, token, channel, subOptions),
+    { endpoint, token: makeToken({ sub: user }), channel, subOptions },
+  );
+}
+
+module.exports = { withBrowser, gyreBase, join };

@@ -5,22 +5,13 @@
 
 const crypto = require('node:crypto');
 const c = require('../common');
-const { withBrowser } = require('./harness');
+const { withBrowser, join } = require('./harness');
 
 const CHANNEL = `chat:br-offline-${crypto.randomBytes(4).toString('hex')}`;
 
-c.main(() => withBrowser(async ({ context, open, gyre }) => {
+c.main(() => withBrowser(async ({ context, open }) => {
   const page = await open('/');
-  await page.evaluate(async ({ endpoint, token, ch }) => {
-    const t = window.gyreTest;
-    const client = t.newClient(endpoint, { token });
-    t.state.client = client;
-    await t.connect(client);
-    const sub = client.newSubscription(ch);
-    t.state.pubs = t.collect(sub, 'publication');
-    t.state.subscribed = t.collect(sub, 'subscribed');
-    await t.subscribe(sub);
-  }, { endpoint: `${gyre.replace(/^http/, 'ws')}/connection/websocket`, token: c.makeToken({ sub: '42' }), ch: CHANNEL });
+  await join(page, '42', CHANNEL);
   await c.apiPublish(CHANNEL, { n: 1 });
   await page.evaluate(() => window.gyreTest.state.pubs.waitCount(1));
 

@@ -24,6 +24,20 @@
     return subscribed;
   }
 
+  // Connects a client to the WebSocket `endpoint` with `token`, subscribes `channel` and keeps
+  // both, with the publications and subscribed events, in `state` for later evaluate calls.
+  async function join(endpoint, token, channel, subOptions = {}) {
+    const client = newClient(endpoint, { token });
+    state.client = client;
+    await connect(client);
+    const sub = client.newSubscription(channel, subOptions);
+    state.sub = sub;
+    state.pubs = collect(sub, 'publication');
+    state.subscribed = collect(sub, 'subscribed');
+    await subscribe(sub);
+  }
+
   // State kept across page.evaluate calls of one test.
-  window.gyreTest = { withTimeout, waitEvent, collect, newClient, connect, subscribe, state: {} };
+  const state = {};
+  window.gyreTest = { withTimeout, waitEvent, collect, newClient, connect, subscribe, join, state };
 })();

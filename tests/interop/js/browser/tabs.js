@@ -5,26 +5,16 @@
 
 const crypto = require('node:crypto');
 const c = require('../common');
-const { withBrowser } = require('./harness');
+const { withBrowser, join } = require('./harness');
 
 const CHANNEL = `chat:br-tabs-${crypto.randomBytes(4).toString('hex')}`;
 const TABS = 6;
 
-c.main(() => withBrowser(async ({ open, gyre }) => {
-  const endpoint = `${gyre.replace(/^http/, 'ws')}/connection/websocket`;
+c.main(() => withBrowser(async ({ open }) => {
   const tabs = [];
   for (let i = 0; i < TABS; i++) {
     const page = await open('/');
-    await page.evaluate(async ({ endpoint, token, ch }) => {
-      const t = window.gyreTest;
-      const client = t.newClient(endpoint, { token });
-      t.state.client = client;
-      await t.connect(client);
-      const sub = client.newSubscription(ch);
-      t.state.sub = sub;
-      t.state.pubs = t.collect(sub, 'publication');
-      await t.subscribe(sub);
-    }, { endpoint, token: c.makeToken({ sub: `tab-${i}` }), ch: CHANNEL });
+    await join(page, `tab-${i}`, CHANNEL);
     tabs.push(page);
   }
   const stats = await c.api('presence_stats', { channel: CHANNEL });
