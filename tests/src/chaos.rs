@@ -439,14 +439,16 @@ pub async fn run(plan: Plan) -> Report {
         for (i, g) in gyres.iter().enumerate() {
             let Some(g) = g else { continue };
             let logs = g.logs();
-            let notable: Vec<&str> =
-                logs.lines().filter(|l| l.contains("recovery incomplete") || l.contains("engine error")).collect();
-            let shown = &notable[..notable.len().min(40)];
-            report.diagnostics.push(format!(
-                "edge-{i}: {} notable log lines, first:\n{}",
-                notable.len(),
-                shown.join("\n")
-            ));
+            // Each kind on its own: a fault's burst of engine errors must not hide the rest.
+            for kind in ["recovery incomplete", "engine error"] {
+                let lines: Vec<&str> = logs.lines().filter(|l| l.contains(kind)).collect();
+                let shown = &lines[..lines.len().min(30)];
+                report.diagnostics.push(format!(
+                    "edge-{i}: {} lines with {kind:?}, first:\n{}",
+                    lines.len(),
+                    shown.join("\n")
+                ));
+            }
         }
         for (i, n) in nats.iter().enumerate() {
             report.diagnostics.push(format!("nats n{i}: {}", n.explain().await));
