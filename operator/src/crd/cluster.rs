@@ -73,6 +73,8 @@ pub struct RealtimeClusterSpec {
     pub engine: Engine,
     #[serde(default)]
     pub auth: Auth,
+    #[serde(default)]
+    pub admin: Admin,
     /// Origins allowed to open WebSocket connections (`allowed_origins`); empty allows
     /// same-origin and non-browser clients only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -242,6 +244,36 @@ pub struct Auth {
     pub proxy_static_headers_secret_ref: Option<SecretKeySelector>,
 }
 
+/// The edges' admin web UI. It is only ever served on the internal port, so it is reachable
+/// through the internal Service `<name>-internal` (ClusterIP) and never through the client
+/// Service: open it with `kubectl port-forward svc/<name>-internal 9000`. The password and the
+/// session-signing secret come from Secrets only, like every other secret of the cluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("!self.enabled || self.insecure || (has(self.passwordSecretRef) && has(self.secretSecretRef))")
+    .message("admin.enabled needs admin.passwordSecretRef and admin.secretSecretRef (or admin.insecure)"))]
+#[serde(rename_all = "camelCase")]
+pub struct Admin {
+    /// Serve the admin web UI on the internal port (`admin`).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The sign-in password (`admin_password`, as `GYRE_ADMIN_PASSWORD`); required when
+    /// enabled unless `insecure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeySelector>,
+    /// The key that signs admin sessions (`admin_secret`, as `GYRE_ADMIN_SECRET`); every edge
+    /// shares it, so a session works on all of them. Required when enabled unless `insecure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_secret_ref: Option<SecretKeySelector>,
+    /// Open the UI without sign-in (`admin_insecure`): whoever reaches the internal Service is
+    /// an admin. Only for trusted networks.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Path the UI is served under (`admin_handler_prefix`), e.g. `/admin-ui`; default `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^/[^{}*?#]*$')").message("handlerPrefix must be a path starting with / (no {, }, *, ? or #)"))]
+    pub handler_prefix: Option<String>,
+}
+
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("self.client != self.internal").message("client and internal ports must differ"))]
 #[x_kube(validation = Rule::new("!has(self.grpc) || (self.grpc != self.client && self.grpc != self.internal)")
@@ -253,7 +285,7 @@ pub struct Ports {
     /// WebSocket connections.
     #[serde(default = "client_port")]
     pub client: i32,
-    /// Server API, metrics and health.
+    /// Server API, metrics, health and the admin UI (on the internal Service only).
     #[serde(default = "internal_port")]
     pub internal: i32,
     /// When set, the gRPC server API listens here (on the internal Service too).

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::secrets;
+use crate::crd::cluster::Admin;
 use crate::crd::RealtimeCluster;
 
 /// How often edges re-read the mounted config (namespace changes without restarts).
@@ -46,6 +47,12 @@ const RESERVED: &[(&str, &str)] = &[
     ("internal_port", "spec.ports.internal"),
     ("internal_address", "spec.ports"),
     ("allowed_origins", "spec.allowedOrigins"),
+    ("admin", "spec.admin.enabled"),
+    ("admin_password", "spec.admin.passwordSecretRef"),
+    ("admin_secret", "spec.admin.secretSecretRef"),
+    ("admin_insecure", "spec.admin.insecure"),
+    ("admin_handler_prefix", "spec.admin.handlerPrefix"),
+    ("admin_external", "spec.admin (the admin UI is only ever served on the internal Service)"),
     ("shutdown_timeout", "spec.shutdown.drainSeconds"),
     ("config_watch_interval", "(set by the operator)"),
     ("health", "(set by the operator)"),
@@ -87,6 +94,7 @@ pub fn render(cluster: &RealtimeCluster, namespaces: &[EdgeNamespace]) -> Result
         c.uni_grpc = true;
         c.uni_grpc_port = u16::try_from(port).map_err(|_| "spec.ports.uniGrpc is not a port".to_string())?;
     }
+    admin(&mut c, &spec.admin)?;
     if let Some(nats) = spec.engine.nats.as_ref().filter(|_| spec.engine.kind == "nats") {
         c.engine = EngineKind::Nats;
         c.nats_url = nats.url.clone();
@@ -117,8 +125,13 @@ pub fn render(cluster: &RealtimeCluster, namespaces: &[EdgeNamespace]) -> Result
     let origin = format!("RealtimeCluster {}", cluster.metadata.name.as_deref().unwrap_or_default());
     // Secret values reach the pods as GYRE_* variables; stand in for the ones the edge requires.
     let mut checked = value.clone();
-    if spec.auth.grpc_api_key_secret_ref.is_some() {
-        checked.insert("grpc_api_key".into(), Value::String("(from the Secret)".into()));
+    let from_secrets = [
+        ("grpc_api_key", spec.auth.grpc_api_key_secret_ref.is_some()),
+        ("admin_password", spec.admin.enabled && spec.admin.password_secret_ref.is_some()),
+        ("admin_secret", spec.admin.enabled && spec.admin.secret_secret_ref.is_some()),
+    ];
+    for (key, _) in from_secrets.into_iter().filter(|(_, set)| *set) {
+        checked.insert(key.into(), Value::String("(from the Secret)".into()));
     }
     let checked = serde_json::to_string(&Value::Object(checked)).map_err(|e| e.to_string())?;
     gyre_edge::config::load_str(&checked, Format::Json, &origin).map_err(|e| e.to_string())?;
@@ -126,6 +139,27 @@ pub fn render(cluster: &RealtimeCluster, namespaces: &[EdgeNamespace]) -> Result
     value.remove("namespaces");
     let restart = serde_json::to_vec(&Value::Object(value)).map_err(|e| e.to_string())?;
     Ok(EdgeConfig { json, restart_hash: hex::encode(Sha256::digest(&restart)) })
+}
+
+/// The admin UI keys. `admin_external` stays off whatever the spec says: the UI is served on
+/// the internal listener only, which no client-facing Service exposes. The password and the
+/// session secret arrive as `GYRE_ADMIN_*` variables (see `secrets`), never in the ConfigMap.
+fn admin(c: &mut Config, admin: &Admin) -> Result<(), String> {
+    c.admin_external = false;
+    if !admin.enabled {
+        return Ok(());
+    }
+    let refs = admin.password_secret_ref.is_some() && admin.secret_secret_ref.is_some();
+    if !admin.insecure && !refs {
+        // The CRD's CEL rule refuses this too; this catches objects stored before it existed.
+        return Err("spec.admin.enabled needs spec.admin.passwordSecretRef and spec.admin.secretSecretRef \
+                    (or spec.admin.insecure on a trusted network)"
+            .to_string());
+    }
+    c.admin = true;
+    c.admin_insecure = admin.insecure;
+    c.admin_handler_prefix = admin.handler_prefix.clone().unwrap_or_default();
+    Ok(())
 }
 
 /// The config as a file would hold it: only keys that differ from the edge's defaults (and,

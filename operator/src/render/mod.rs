@@ -65,7 +65,7 @@ pub fn render(cluster: &RealtimeCluster, namespaces: &[Namespace]) -> Result<Ren
     let edge_namespaces: Vec<_> = resolution.accepted.iter().map(|a| a.namespace.clone()).collect();
     let config = config::render(cluster, &edge_namespaces)?;
     let nats = cluster.spec.engine.nats.as_ref().filter(|_| cluster.spec.engine.kind == "nats");
-    let wiring = secrets::wiring(&cluster.spec.auth, nats);
+    let wiring = secrets::wiring(&cluster.spec.auth, &cluster.spec.admin, nats);
 
     let config_map = ConfigMap {
         metadata: names.meta(cluster, names.config_map()),
@@ -83,7 +83,7 @@ pub fn render(cluster: &RealtimeCluster, namespaces: &[Namespace]) -> Result<Ren
         config_hash: config.restart_hash,
         namespace_names: edge_namespaces.iter().map(|n| n.name.clone()).collect(),
         rejected: resolution.rejected,
-        secrets: secrets::referenced_secrets(&cluster.spec.auth, nats),
+        secrets: secrets::referenced_secrets(&cluster.spec.auth, &cluster.spec.admin, nats),
     })
 }
 

@@ -1,5 +1,7 @@
 //! The client Service (WebSocket connections) and the internal Service (server API, metrics,
-//! health), so the API never has to be exposed where clients connect.
+//! health and, with `spec.admin`, the admin web UI), so neither the API nor the admin UI is ever
+//! exposed where clients connect. The admin UI has no port of its own: the edge serves it on
+//! the internal listener, so it is the internal Service's `internal` port.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -23,6 +25,8 @@ fn h2c(port: ServicePort) -> ServicePort {
     ServicePort { app_protocol: Some("kubernetes.io/h2c".to_string()), ..port }
 }
 
+/// The Service clients connect to (of `spec.service.type`, possibly a LoadBalancer): only the
+/// client and uni-gRPC ports, never the internal one.
 pub fn client_service(cluster: &RealtimeCluster, names: &Names) -> Service {
     let spec = &cluster.spec;
     let mut metadata = names.meta(cluster, names.edge());
@@ -45,6 +49,8 @@ pub fn client_service(cluster: &RealtimeCluster, names: &Names) -> Service {
     }
 }
 
+/// `<name>-internal`, always ClusterIP: the internal port (API, metrics, health, admin UI) and
+/// the gRPC API port.
 pub fn internal_service(cluster: &RealtimeCluster, names: &Names) -> Service {
     Service {
         metadata: names.meta(cluster, names.internal_service()),

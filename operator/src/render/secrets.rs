@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::{
     EnvVar, EnvVarSource, KeyToPath, SecretKeySelector, SecretVolumeSource, Volume, VolumeMount,
 };
 
-use crate::crd::cluster::{Auth, NatsEngine};
+use crate::crd::cluster::{Admin, Auth, NatsEngine};
 
 const NATS_CREDS_DIR: &str = "/etc/gyre/nats-creds";
 const NATS_CA_DIR: &str = "/etc/gyre/nats-ca";
@@ -51,21 +51,31 @@ fn mount(w: &mut SecretWiring, volume: &str, secret: &str, items: Vec<(String, S
     });
 }
 
-/// The wiring for `auth` and, with the NATS engine, `nats`.
-pub fn wiring(auth: &Auth, nats: Option<&NatsEngine>) -> SecretWiring {
+/// Every Secret key that becomes one `GYRE_<KEY>` variable, with the variable's name. The admin
+/// keys count only while the UI is enabled: a disabled UI needs neither the variables nor the
+/// Secret.
+fn env_refs<'a>(auth: &'a Auth, admin: &'a Admin) -> Vec<(&'static str, &'a SecretKeySelector)> {
+    let admin_on = |r: &'a Option<SecretKeySelector>| r.as_ref().filter(|_| admin.enabled);
+    [
+        ("GYRE_TOKEN_HMAC_SECRET_KEY", auth.token_hmac_secret_ref.as_ref()),
+        ("GYRE_TOKEN_RSA_PUBLIC_KEY", auth.token_rsa_public_key_secret_ref.as_ref()),
+        ("GYRE_TOKEN_ECDSA_PUBLIC_KEY", auth.token_ecdsa_public_key_secret_ref.as_ref()),
+        ("GYRE_API_KEY", auth.api_key_secret_ref.as_ref()),
+        ("GYRE_GRPC_API_KEY", auth.grpc_api_key_secret_ref.as_ref()),
+        ("GYRE_PROXY_STATIC_HTTP_HEADERS", auth.proxy_static_headers_secret_ref.as_ref()),
+        ("GYRE_ADMIN_PASSWORD", admin_on(&admin.password_secret_ref)),
+        ("GYRE_ADMIN_SECRET", admin_on(&admin.secret_secret_ref)),
+    ]
+    .into_iter()
+    .filter_map(|(name, selector)| selector.map(|s| (name, s)))
+    .collect()
+}
+
+/// The wiring for `auth`, `admin` and, with the NATS engine, `nats`.
+pub fn wiring(auth: &Auth, admin: &Admin, nats: Option<&NatsEngine>) -> SecretWiring {
     let mut w = SecretWiring::default();
-    let env = [
-        ("GYRE_TOKEN_HMAC_SECRET_KEY", &auth.token_hmac_secret_ref),
-        ("GYRE_TOKEN_RSA_PUBLIC_KEY", &auth.token_rsa_public_key_secret_ref),
-        ("GYRE_TOKEN_ECDSA_PUBLIC_KEY", &auth.token_ecdsa_public_key_secret_ref),
-        ("GYRE_API_KEY", &auth.api_key_secret_ref),
-        ("GYRE_GRPC_API_KEY", &auth.grpc_api_key_secret_ref),
-        ("GYRE_PROXY_STATIC_HTTP_HEADERS", &auth.proxy_static_headers_secret_ref),
-    ];
-    for (name, selector) in env {
-        if let Some(s) = selector {
-            w.env.push(env_from(name, s));
-        }
+    for (name, selector) in env_refs(auth, admin) {
+        w.env.push(env_from(name, selector));
     }
     let Some(nats) = nats else { return w };
     if let Some(user) = &nats.user_secret_ref {
@@ -91,19 +101,8 @@ pub fn wiring(auth: &Auth, nats: Option<&NatsEngine>) -> SecretWiring {
 }
 
 /// Names of every Secret a cluster refers to (to report a missing one before pods fail).
-pub fn referenced_secrets(auth: &Auth, nats: Option<&NatsEngine>) -> Vec<String> {
-    let mut names: Vec<String> = [
-        &auth.token_hmac_secret_ref,
-        &auth.token_rsa_public_key_secret_ref,
-        &auth.token_ecdsa_public_key_secret_ref,
-        &auth.api_key_secret_ref,
-        &auth.grpc_api_key_secret_ref,
-        &auth.proxy_static_headers_secret_ref,
-    ]
-    .into_iter()
-    .flatten()
-    .map(|s| s.name.clone())
-    .collect();
+pub fn referenced_secrets(auth: &Auth, admin: &Admin, nats: Option<&NatsEngine>) -> Vec<String> {
+    let mut names: Vec<String> = env_refs(auth, admin).into_iter().map(|(_, s)| s.name.clone()).collect();
     if let Some(n) = nats {
         names.extend(n.credentials_secret_ref.iter().map(|s| s.name.clone()));
         names.extend(n.user_secret_ref.iter().map(|s| s.name.clone()));

@@ -120,6 +120,39 @@ fn cluster_cel_rules() {
     fails(&cluster(json!({"engine": nats, "ports": {"uniGrpc": 8000}})), "uniGrpc port must differ");
 }
 
+#[test]
+fn admin_cel_rules() {
+    let engine = json!({"type": "memory"});
+    let password = json!({"name": "s", "key": "admin-password"});
+    let secret = json!({"name": "s", "key": "admin-secret"});
+    cluster(json!({"engine": engine})).validate_cel().expect("admin off by default");
+    cluster(
+        json!({"engine": engine, "admin": {"enabled": true, "passwordSecretRef": password, "secretSecretRef": secret,
+        "handlerPrefix": "/ops"}}),
+    )
+    .validate_cel()
+    .expect("valid admin");
+    cluster(json!({"engine": engine, "admin": {"enabled": true, "insecure": true}})).validate_cel().expect("insecure");
+    cluster(json!({"engine": engine, "admin": {"passwordSecretRef": password}})).validate_cel().expect("disabled");
+    fails(&cluster(json!({"engine": engine, "admin": {"enabled": true}})), "needs admin.passwordSecretRef");
+    fails(
+        &cluster(json!({"engine": engine, "admin": {"enabled": true, "passwordSecretRef": password}})),
+        "admin.secretSecretRef",
+    );
+    fails(
+        &cluster(json!({"engine": engine, "admin": {"enabled": true, "insecure": true, "handlerPrefix": "ops"}})),
+        "handlerPrefix must be a path",
+    );
+    fails(
+        &cluster(json!({"engine": engine, "admin": {"enabled": true, "insecure": true, "handlerPrefix": "/a/{x}"}})),
+        "handlerPrefix must be a path",
+    );
+    let v = version(&RealtimeCluster::crd());
+    let admin = &v["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["admin"];
+    assert_eq!(admin["properties"]["enabled"]["default"], false);
+    assert!(admin["description"].as_str().is_some_and(|d| d.contains("internal Service")), "{admin}");
+}
+
 fn namespace(spec: Value) -> Namespace {
     serde_json::from_value(json!({"apiVersion": "gyre.dev/v1alpha1", "kind": "Namespace",
         "metadata": {"name": "n"}, "spec": spec}))

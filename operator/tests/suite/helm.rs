@@ -7,6 +7,8 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde_json::json;
+
 const HINT: &str = "run ./scripts/test (it installs helm with scripts/install-helm and the schema tools)";
 const KUBERNETES: [&str; 2] = ["1.33.0", "1.37.0"];
 
@@ -84,9 +86,14 @@ fn chart_lints_strictly_and_its_schema_rejects_bad_values() {
     }
     let (ok, out) = helm(&["lint", "--strict", "helm/gyre", "-f", "operator/tests/k8s/bad-values.yaml"]);
     assert!(!ok, "bad values passed lint:\n{out}");
-    for needle in
-        ["replicaCount", "logFormat", "serviceMonitor.enabled", "examples.clusters.0.name", "engine is required"]
-    {
+    for needle in [
+        "replicaCount",
+        "logFormat",
+        "serviceMonitor.enabled",
+        "examples.clusters.0.name",
+        "engine is required",
+        "examples.clusters.1.spec.admin: passwordSecretRef is required",
+    ] {
         assert!(out.contains(needle), "no complaint about {needle}:\n{out}");
     }
 }
@@ -152,6 +159,54 @@ fn chart_crds_are_the_generated_ones_and_kept_on_uninstall() {
     let not_kept = docs(&template(&["--set", "crds.keep=false"]));
     assert!(of_kind(&not_kept, "CustomResourceDefinition")[0]["metadata"].get("annotations").is_none());
     assert!(of_kind(&docs(&template(&["--set", "crds.enabled=false"])), "CustomResourceDefinition").is_empty());
+}
+
+/// The chart deploys the operator, not edges: a cluster's admin UI is `spec.admin` of a
+/// RealtimeCluster (here the chart's example in ci/full-values.yaml), which the operator turns
+/// into config, env and Services. This follows that chain from `helm template` to the
+/// operator's children.
+#[test]
+fn chart_example_cluster_gets_its_admin_ui_on_the_internal_service_only() {
+    let rendered = docs(&template(&["-f", "helm/gyre/ci/full-values.yaml"]));
+    let example = of_kind(&rendered, "RealtimeCluster")[0].clone();
+    let cluster: gyre_operator::crd::RealtimeCluster = serde_yaml::from_value(example).expect("RealtimeCluster");
+    assert!(cluster.spec.admin.enabled, "ci/full-values.yaml exercises the admin UI");
+    let r = gyre_operator::render::render(&cluster, &[]).expect("the operator renders the chart's example");
+
+    let ports = |svc: &k8s_openapi::api::core::v1::Service| -> Vec<(String, i32, String)> {
+        let ports = svc.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default();
+        ports
+            .into_iter()
+            .map(|p| {
+                let target = match p.target_port {
+                    Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(t)) => t,
+                    other => format!("{other:?}"),
+                };
+                (p.name.unwrap_or_default(), p.port, target)
+            })
+            .collect()
+    };
+    let internal = r.internal_service.spec.as_ref().and_then(|s| s.type_.clone());
+    assert_eq!(internal.as_deref(), Some("ClusterIP"));
+    assert_eq!(ports(&r.internal_service), [("internal".to_string(), 9000, "internal".to_string())]);
+    let client = ports(&r.client_service);
+    assert_eq!(client, [("client".to_string(), 8000, "client".to_string())], "admin is not on the client Service");
+
+    let config: serde_json::Value =
+        serde_json::from_str(&r.config_map.data.as_ref().expect("data")["config.json"]).expect("config");
+    assert_eq!((&config["admin"], &config["admin_handler_prefix"]), (&json!(true), &json!("/ops")));
+    assert!(config.get("admin_external").is_none() && config.get("admin_password").is_none(), "{config}");
+    let pod = r.deployment.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
+    let env = pod.containers[0].env.clone().unwrap_or_default();
+    for (var, key) in [("GYRE_ADMIN_PASSWORD", "admin-password"), ("GYRE_ADMIN_SECRET", "admin-secret")] {
+        let from = env.iter().find(|e| e.name == var).and_then(|e| e.value_from.as_ref()?.secret_key_ref.clone());
+        let from = from.map(|s| (s.name, s.key));
+        assert_eq!(from, Some(("chat-gyre".to_string(), key.to_string())), "{var} from the Secret");
+    }
+    assert!(r.secrets.contains(&"chat-gyre".to_string()), "{:?}", r.secrets);
+
+    let children = write_temp(&r.to_yaml().expect("yaml"));
+    kubernetes_validate(children.path());
 }
 
 /// What `kubectl apply -f deploy/install.yaml` installs: the operator's namespace and the

@@ -248,6 +248,42 @@ async fn a_missing_secret_is_reported_and_nothing_is_applied() {
 }
 
 #[tokio::test]
+async fn a_missing_admin_secret_is_reported_like_any_other() {
+    let (mut cluster, namespaces) = example("chat-cluster.yaml");
+    cluster.spec.admin = serde_json::from_value(json!({"enabled": true,
+        "passwordSecretRef": {"name": "chat-admin", "key": "password"},
+        "secretSecretRef": {"name": "chat-admin", "key": "secret"}}))
+    .expect("admin");
+    let scenario = vec![
+        list_namespaces(&namespaces),
+        expect("GET", "/api/v1/namespaces/apps/secrets/chat-admin").not_found(),
+        secret("chat-gyre"),
+        expect("PATCH", &format!("{BASE}/realtimeclusters/chat/status")).applied().onto(&cluster),
+    ];
+    let (seen, result) = run_cluster(cluster, scenario).await;
+    assert!(result.contains("requeue_after: Some(30s)"), "{result}");
+    let status = &seen[3].body["status"];
+    assert_eq!(condition(status, "Reconciled")["reason"], "SecretNotFound");
+    assert_eq!(condition(status, "Ready")["message"], "Secret(s) not found: chat-admin");
+}
+
+#[tokio::test]
+async fn admin_without_its_secrets_is_an_invalid_spec() {
+    let (mut cluster, namespaces) = example("chat-cluster.yaml");
+    cluster.spec.admin.enabled = true;
+    let scenario = vec![
+        list_namespaces(&namespaces),
+        expect("PATCH", &format!("{BASE}/realtimeclusters/chat/status")).applied().onto(&cluster),
+    ];
+    let (seen, result) = run_cluster(cluster, scenario).await;
+    assert!(result.contains("requeue_after: None"), "waits for a change: {result}");
+    let status = &seen[1].body["status"];
+    assert_eq!(condition(status, "Reconciled")["reason"], "InvalidSpec");
+    let message = condition(status, "Reconciled")["message"].as_str().unwrap_or_default();
+    assert!(message.contains("spec.admin.passwordSecretRef"), "{message}");
+}
+
+#[tokio::test]
 async fn an_invalid_spec_is_reported_without_applying() {
     let (mut cluster, namespaces) = example("chat-cluster.yaml");
     cluster.spec.config = Some(serde_json::Map::from_iter([("api_key".to_string(), json!("plain"))]));

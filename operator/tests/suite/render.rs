@@ -273,3 +273,102 @@ fn selector_labels_stay_fixed_across_spec_edits() {
     assert_eq!(before, after);
     assert_eq!(cluster.meta().name.as_deref(), Some("chat"));
 }
+
+/// `(secret, key)` of the container variable `name`, when it comes from a Secret.
+fn env_secret(r: &render::Rendered, name: &str) -> Option<(String, String)> {
+    let pod = r.deployment.spec.as_ref().and_then(|s| s.template.spec.as_ref())?;
+    let var = pod.containers[0].env.as_ref()?.iter().find(|e| e.name == name)?;
+    assert!(var.value.is_none(), "{name} carries a value: secrets only come from Secrets");
+    let s = var.value_from.as_ref()?.secret_key_ref.as_ref()?;
+    Some((s.name.clone(), s.key.clone()))
+}
+
+fn service_ports(service: &k8s_openapi::api::core::v1::Service) -> Vec<(String, i32)> {
+    let ports = service.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default();
+    ports.into_iter().map(|p| (p.name.unwrap_or_default(), p.port)).collect()
+}
+
+#[test]
+fn the_admin_ui_is_internal_only_with_its_secrets_from_env() {
+    let (cluster, _) = example("dev-cluster.yaml");
+    assert!(cluster.spec.admin.enabled, "the dev example shows the admin UI");
+    let r = render::render(&cluster, &[]).expect("render");
+    let text = &r.config_map.data.as_ref().expect("data")["config.json"];
+    let raw: serde_json::Value = serde_json::from_str(text).expect("json");
+    assert_eq!(raw["admin"], serde_json::json!(true));
+    for key in ["admin_external", "admin_password", "admin_secret", "admin_insecure"] {
+        assert!(raw.get(key).is_none(), "{key} is not in the ConfigMap: {text}");
+    }
+
+    assert_eq!(env_secret(&r, "GYRE_ADMIN_PASSWORD"), Some(("dev-gyre".into(), "admin-password".into())));
+    assert_eq!(env_secret(&r, "GYRE_ADMIN_SECRET"), Some(("dev-gyre".into(), "admin-secret".into())));
+    assert_eq!(r.secrets, ["dev-gyre"]);
+
+    // The edge's loader, given the variables the pod gets, serves the UI on the internal port.
+    let config = gyre_edge::config::load_str(
+        &text.replacen('{', r#"{"admin_password": "p", "admin_secret": "s","#, 1),
+        gyre_edge::config::Format::Json,
+        "rendered",
+    )
+    .expect("edge config");
+    assert!(config.admin && !config.admin_external && !config.admin_insecure);
+    assert_eq!(config.internal_port, Some(9000));
+
+    let internal = r.internal_service.spec.as_ref().expect("spec");
+    assert_eq!(internal.type_.as_deref(), Some("ClusterIP"));
+    assert_eq!(service_ports(&r.internal_service), [("internal".to_string(), 9000)]);
+    assert_eq!(service_ports(&r.client_service), [("client".to_string(), 8000)], "no admin on the client Service");
+}
+
+#[test]
+fn the_admin_ui_stays_internal_whatever_the_spec_says() {
+    let (mut cluster, _) = example("dev-cluster.yaml");
+    cluster.spec.service.kind = "LoadBalancer".into();
+    cluster.spec.ports.uni_grpc = Some(11000);
+    let r = render::render(&cluster, &[]).expect("render");
+    let client: Vec<String> = service_ports(&r.client_service).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(client, ["client", "uni-grpc"], "a public client Service never carries the internal port");
+
+    for key in ["admin_external", "admin", "admin_password", "admin_insecure", "admin_handler_prefix"] {
+        cluster.spec.config = Some(serde_json::Map::from_iter([(key.to_string(), serde_json::json!(true))]));
+        let err = render::render(&cluster, &[]).expect_err("admin keys are refused in spec.config");
+        assert!(err.contains(&format!("spec.config.{key} ")), "{err}");
+    }
+    // The nested (v6) layout is refused by its section name.
+    cluster.spec.config = Some(serde_json::Map::from_iter([("admin".into(), serde_json::json!({"external": true}))]));
+    assert!(render::render(&cluster, &[]).expect_err("nested admin").contains("spec.admin.enabled"));
+}
+
+#[test]
+fn admin_options_and_what_it_needs() {
+    let (mut cluster, _) = example("dev-cluster.yaml");
+    let config_of = |r: &render::Rendered| -> serde_json::Value {
+        serde_json::from_str(&r.config_map.data.as_ref().expect("data")["config.json"]).expect("json")
+    };
+    cluster.spec.admin.handler_prefix = Some("/ops".into());
+    let r = render::render(&cluster, &[]).expect("render");
+    assert_eq!(config_of(&r)["admin_handler_prefix"], "/ops");
+
+    // Enabled without its Secrets: refused, naming the fields to set (CEL refuses it too).
+    let mut bare = cluster.clone();
+    bare.spec.admin.password_secret_ref = None;
+    let err = render::render(&bare, &[]).expect_err("no password");
+    assert!(err.contains("spec.admin.passwordSecretRef") && err.contains("spec.admin.insecure"), "{err}");
+
+    // Insecure needs no Secret; the edge opens the UI without sign-in.
+    bare.spec.admin.secret_secret_ref = None;
+    bare.spec.admin.insecure = true;
+    let r = render::render(&bare, &[]).expect("insecure");
+    assert_eq!((&config_of(&r)["admin"], &config_of(&r)["admin_insecure"]), (&true.into(), &true.into()));
+    assert_eq!(env_secret(&r, "GYRE_ADMIN_PASSWORD"), None);
+
+    // Disabled: no admin key, no variable, and its Secret is not required.
+    cluster.spec.admin.enabled = false;
+    cluster.spec.admin.password_secret_ref =
+        Some(serde_json::from_value(serde_json::json!({"name": "elsewhere", "key": "p"})).expect("ref"));
+    let r = render::render(&cluster, &[]).expect("render");
+    let config = config_of(&r);
+    assert!(config.get("admin").is_none() && config.get("admin_handler_prefix").is_none(), "{config}");
+    assert_eq!(env_secret(&r, "GYRE_ADMIN_PASSWORD"), None);
+    assert_eq!(r.secrets, ["dev-gyre"]);
+}
