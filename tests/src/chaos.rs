@@ -144,6 +144,8 @@ struct ClientLog {
     errors: BTreeMap<String, u64>,
     /// What happened between publications: (publications received before it, what).
     events: Vec<(usize, String)>,
+    /// Positions answered `recovered: false`, not yet looked up in JetStream.
+    unrecovered_at: Vec<u64>,
 }
 
 impl ClientLog {
@@ -273,6 +275,10 @@ pub async fn run(plan: Plan) -> Report {
         publishers.push(tokio::spawn(publisher(c, plan.rate, nodes, acked, unknown, phase, http)));
     }
 
+    // Whether JetStream still holds the positions of recoveries answered `recovered: false`.
+    let lookups =
+        tokio::spawn(look_up_unrecovered(nats_url.clone(), logs.clone(), acked.clone(), plan.channels, phase.clone()));
+
     // Faults, one cycle after another, while clients churn.
     let began = Instant::now();
     let at = |f: f64, cycle: u32| plan.cycle.mul_f64(f64::from(cycle) + f);
@@ -357,6 +363,8 @@ pub async fn run(plan: Plan) -> Report {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
 
+    let looked_up = lookups.await.unwrap_or_default();
+
     // What the channels' histories hold now: every acknowledged publication, and what clients
     // should have got besides (publications whose publish outcome was unknown).
     let mut stored: Vec<Vec<u64>> = Vec::new();
@@ -435,6 +443,15 @@ pub async fn run(plan: Plan) -> Report {
             report.memory_leaks.push(format!("edge-{i}: {end:.0} MB after, {start:.0} MB at start"));
         }
     }
+    if !looked_up.is_empty() {
+        let absent = looked_up.iter().filter(|l| l.contains("absent")).count();
+        let shown = &looked_up[..looked_up.len().min(40)];
+        report.diagnostics.push(format!(
+            "{} unrecovered positions looked up in JetStream, {absent} absent:\n{}",
+            looked_up.len(),
+            shown.join("\n")
+        ));
+    }
     if !report.clean() {
         for (i, g) in gyres.iter().enumerate() {
             let Some(g) = g else { continue };
@@ -457,6 +474,80 @@ pub async fn run(plan: Plan) -> Report {
     drop(gyres);
     drop(nats);
     report
+}
+
+/// Looks up, while the run lasts, the position of every recovery answered `recovered: false`
+/// in the channel's JetStream stream (asking its leader): a position a client got live that the
+/// stream no longer holds means JetStream lost a stored publication; one it holds means the
+/// recovery should have linked. One line per position, for the report.
+async fn look_up_unrecovered(
+    nats_url: String,
+    logs: Vec<Arc<Mutex<ClientLog>>>,
+    acked: Vec<Acked>,
+    channels: usize,
+    mut phase: watch::Receiver<Phase>,
+) -> Vec<String> {
+    let addrs: Vec<async_nats::ServerAddr> = nats_url.split(',').filter_map(|u| u.parse().ok()).collect();
+    let Ok(client) = async_nats::ConnectOptions::new().retry_on_initial_connect().connect(addrs.as_slice()).await
+    else {
+        return vec!["JetStream lookups: no connection".into()];
+    };
+    let js = async_nats::jetstream::new(client);
+    let began = Instant::now();
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    while *phase.borrow() != Phase::Stop {
+        let _ = tokio::time::timeout(Duration::from_secs(1), phase.changed()).await;
+        let mut wanted = Vec::new();
+        for (i, log) in logs.iter().enumerate() {
+            for since in std::mem::take(&mut log.lock().unrecovered_at) {
+                if seen.insert((i % channels, since)) {
+                    wanted.push((i % channels, since));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            continue;
+        }
+        let Some(stream) = history_stream(&js).await else {
+            out.push(format!("{:>5.1}s history stream not found", began.elapsed().as_secs_f64()));
+            continue;
+        };
+        for (c, since) in wanted {
+            let acknowledged = acked[c].lock().iter().any(|(o, _)| *o == since);
+            let held = match tokio::time::timeout(Duration::from_secs(2), stream.get_raw_message(since)).await {
+                Ok(Ok(m)) if m.subject.ends_with(&format!("c{c}")) => "held",
+                Ok(Ok(_)) => "held by another channel",
+                Ok(Err(e)) if e.kind() == async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound => {
+                    "absent"
+                }
+                Ok(Err(e)) => {
+                    out.push(format!("c{c} position {since}: lookup failed: {e}"));
+                    continue;
+                }
+                Err(_) => "lookup timed out",
+            };
+            out.push(format!(
+                "{:>5.1}s c{c} position {since}: {held} in JetStream (acknowledged to the publisher: {acknowledged})",
+                began.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    out
+}
+
+/// The soak namespace's history stream.
+async fn history_stream(js: &async_nats::jetstream::Context) -> Option<async_nats::jetstream::stream::Stream> {
+    let mut names = js.stream_names();
+    let lookup = async {
+        while let Some(Ok(name)) = names.next().await {
+            if name.contains("_H_") {
+                return js.get_stream(name).await.ok();
+            }
+        }
+        None
+    };
+    tokio::time::timeout(Duration::from_secs(3), lookup).await.ok().flatten()
 }
 
 async fn sleep_until(t: Instant) {
@@ -651,6 +742,9 @@ async fn one_session(
                 if s["recovered"] != true {
                     // History is far deeper than the run: the data was there.
                     l.unrecovered += 1;
+                    if let Some((since, _)) = &position {
+                        l.unrecovered_at.push(*since);
+                    }
                     l.position =
                         Some((s["offset"].as_u64().unwrap_or(0), s["epoch"].as_str().unwrap_or_default().into()));
                 }

@@ -115,8 +115,8 @@ struct ChannelSubs {
     /// Tells this entry from a later one for the same channel (the engine subscription is
     /// made again when a channel's entry is created again).
     generation: u64,
-    /// The newest offset delivered live here (0 = none yet); updated under `subs`.
-    live_top: std::sync::atomic::AtomicU64,
+    /// The newest position delivered live here (offset 0 = none yet); locked only under `subs`.
+    live: Mutex<StreamPosition>,
 }
 
 impl ChannelSubs {
@@ -126,7 +126,7 @@ impl ChannelSubs {
             prev: Mutex::new(None),
             engine: Arc::new(tokio::sync::watch::Sender::new(EngineSub::Subscribing)),
             generation,
-            live_top: std::sync::atomic::AtomicU64::new(0),
+            live: Mutex::new(StreamPosition::default()),
         }
     }
 }
@@ -138,8 +138,9 @@ pub struct Registration {
     /// The channel entry's generation.
     pub generation: u64,
     /// The newest offset delivered live before this subscriber started holding publications:
-    /// a history read that reached at least this far leaves no gap before what it holds.
-    pub live_top: u64,
+    /// a history read that reached at least this far (in this epoch) leaves no gap before
+    /// what it holds.
+    pub live_top: StreamPosition,
 }
 
 impl Registration {
@@ -414,7 +415,7 @@ impl Hub {
                 let registration = Registration {
                     engine: entry.engine.clone(),
                     generation: entry.generation,
-                    live_top: entry.live_top.load(Ordering::Relaxed),
+                    live_top: entry.live.lock().clone(),
                 };
                 let retry = entry.engine.send_if_modified(|s| {
                     let failed = *s == EngineSub::Failed;
@@ -485,9 +486,20 @@ impl Hub {
         let mut for_delta = DeltaEncodings::new(channel, &publication, prev.as_ref());
         let mut has_delta_subs = false;
         let mut n = 0;
-        if publication.offset > 0 {
-            entry.live_top.store(publication.offset, Ordering::Relaxed);
-        }
+        // A publication older than one already delivered here arrived out of stream order
+        // (JetStream leaders changed between them). A tracked subscriber already past it never
+        // had it live, and its own offset cannot tell: it loses continuity and recovers.
+        let late = publication.offset > 0 && {
+            let mut live = entry.live.lock();
+            let late = live.epoch == position.epoch && publication.offset < live.offset;
+            if !late {
+                live.offset = publication.offset;
+                if live.epoch != position.epoch {
+                    live.epoch.clone_from(&position.epoch);
+                }
+            }
+            late
+        };
         for sub in subs.values_mut() {
             has_delta_subs |= sub.delta;
             if sub.broken {
@@ -504,6 +516,9 @@ impl Hub {
             if let Some(t) = &mut sub.tracked {
                 if publication.offset > 0 {
                     if t.epoch == position.epoch && publication.offset <= t.offset {
+                        if late && publication.offset < t.offset {
+                            sub.lose_continuity(channel);
+                        }
                         continue;
                     }
                     if t.epoch != position.epoch || publication.prev_offset != t.offset {
@@ -736,6 +751,35 @@ mod tests {
         hub.activate("ch", "c1", &StreamPosition { offset: 5, epoch: "old".into() }, true, None);
         hub.broadcast_publication("ch", publication(6), &StreamPosition { offset: 6, epoch: "new".into() });
         assert!(matches!(outbox.next_control().await, Control::InsufficientState { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_publication_arriving_after_a_newer_one_loses_continuity() {
+        let hub = Hub::default();
+        let (c, outbox) = client();
+        let epoch = StreamPosition { offset: 0, epoch: "e".into() };
+        hub.add_subscriber("ch", Subscriber::syncing(c, false, false));
+        hub.activate("ch", "c1", &StreamPosition { offset: 5, epoch: "e".into() }, true, None);
+        // A JetStream leader change forked the chain: 8 was stored with 5 as its predecessor,
+        // and 7 (also after 5) arrives here after it. The subscriber passed 7 without it.
+        let forked = |offset, prev| Arc::new(Publication { prev_offset: prev, ..(*publication(offset)).clone() });
+        hub.broadcast_publication("ch", forked(8, 5), &epoch);
+        assert!(drained(&outbox).await[0].contains("\"offset\":8"));
+        hub.broadcast_publication("ch", forked(7, 5), &epoch);
+        let control = tokio::time::timeout(Duration::from_secs(5), outbox.next_control()).await;
+        assert!(matches!(control, Ok(Control::InsufficientState { channel }) if channel == "ch"));
+        // A registration after it still sees 8 as the newest delivered live (the late one does
+        // not move it back).
+        let late = Arc::new(ClientHandle::new(
+            Arc::from("c2"),
+            Arc::from("u1"),
+            Encoding::Json,
+            Arc::new(Outbox::new(1 << 20)),
+        ));
+        let Added::Joined(r) = hub.add_subscriber("ch", Subscriber::syncing(late, false, false)) else {
+            panic!("joins the channel")
+        };
+        assert_eq!(r.live_top.offset, 8);
     }
 
     #[tokio::test]

@@ -55,8 +55,8 @@ pub struct Reader<'a> {
     pub since: &'a StreamPosition,
     /// The hub entry the reader is registered in.
     pub generation: u64,
-    /// The newest offset delivered live when the reader registered.
-    pub live_top: u64,
+    /// The newest position delivered live when the reader registered.
+    pub live_top: &'a StreamPosition,
 }
 
 /// Recovery reads on offer, by channel.
@@ -125,8 +125,22 @@ impl SharedReads {
             tx.send_replace(Some(outcome.clone()));
             outcome
         });
-        let outcome = task.await.unwrap_or(Err(ErrorCode::INTERNAL));
-        (outcome.map(|r| share_of(&r, &reader).unwrap_or(r)), Served::Engine)
+        let outcome = task.await.unwrap_or(Err(ErrorCode::INTERNAL)).and_then(|r| {
+            // History behind what this node already delivered live answers from a stale
+            // state (a JetStream leader that has not caught up): passing it on would leave a
+            // gap that the held publications may not show, so the subscriber tries again.
+            if behind_live(&r.top, reader.live_top) {
+                tracing::debug!(
+                    channel,
+                    top = r.top.offset,
+                    live = reader.live_top.offset,
+                    "recovery read behind live"
+                );
+                return Err(ErrorCode::INTERNAL);
+            }
+            Ok(share_of(&r, &reader).unwrap_or(r))
+        });
+        (outcome, Served::Engine)
     }
 
     /// Under one lock: the channel's read on offer if its start could serve this reader, else
@@ -170,11 +184,16 @@ impl SharedReads {
     }
 }
 
+/// Whether a read's top lies behind, in the same epoch, what was delivered live.
+fn behind_live(top: &StreamPosition, live: &StreamPosition) -> bool {
+    top.epoch == live.epoch && top.offset < live.offset
+}
+
 /// The part of `result` this reader needs, when taking it leaves no gap: the read reaches what
 /// the node had delivered live when the reader started holding publications, and either runs
 /// complete past the reader's position or (not recovering) started at exactly that position.
 fn share_of(result: &ReadResult, reader: &Reader<'_>) -> Option<ReadResult> {
-    if result.top.offset < reader.live_top {
+    if behind_live(&result.top, reader.live_top) {
         return None;
     }
     let since = reader.since;
@@ -238,10 +257,12 @@ mod tests {
             Ok(result(11..=20, 20))
         };
         let wait = Duration::from_secs(5);
+        let live = |offset| StreamPosition { offset, epoch: "e".into() };
+        let (at10, at20, at21, none) = (live(10), live(20), live(21), live(0));
         let reader = |live_top| Reader { since: &since, generation: 1, live_top };
         // Many readers at once: one engine read, every reader gets the ten publications.
         let outcomes = futures_util::future::join_all(
-            (0..50).map(|_| reads.recover("ch", reader(10), wait, read(engine_reads.clone()))),
+            (0..50).map(|_| reads.recover("ch", reader(&at10), wait, read(engine_reads.clone()))),
         )
         .await;
         assert_eq!(engine_reads.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -250,16 +271,18 @@ mod tests {
         }
         // A later reader further on takes the suffix.
         let further = StreamPosition { offset: 15, epoch: "e".into() };
-        let r = Reader { since: &further, generation: 1, live_top: 20 };
+        let r = Reader { since: &further, generation: 1, live_top: &at20 };
         let (got, served) = reads.recover("ch", r, wait, read(engine_reads.clone())).await;
         assert_eq!(served, Served::Shared);
         assert_eq!(got.unwrap().publications.iter().map(|p| p.offset).collect::<Vec<_>>(), vec![16, 17, 18, 19, 20]);
         // The node delivered offset 21 live before this reader registered: the read ending at
-        // 20 would leave a gap, so it reads for itself.
-        let (_, served) = reads.recover("ch", reader(21), wait, read(engine_reads.clone())).await;
+        // 20 would leave a gap, so it reads for itself, and a read of its own that still ends
+        // at 20 (history behind live delivery) is a temporary error, never a recovery.
+        let (got, served) = reads.recover("ch", reader(&at21), wait, read(engine_reads.clone())).await;
         assert_eq!(served, Served::Engine);
+        assert_eq!(got.err(), Some(ErrorCode::INTERNAL));
         // Another channel entry (the node subscribed again) never shares.
-        let r = Reader { since: &since, generation: 2, live_top: 0 };
+        let r = Reader { since: &since, generation: 2, live_top: &none };
         let (_, served) = reads.recover("ch", r, wait, read(engine_reads.clone())).await;
         assert_eq!(served, Served::Engine);
     }

@@ -192,7 +192,7 @@ impl Session {
                 let max = config.client_recovery_max_publication_limit;
                 let query = HistoryQuery { limit: Some(max), since: Some(since.clone()), reverse: false, meta_ttl };
                 let read = recovery_read(self.node.clone(), spec.channel.clone(), since.clone(), query);
-                let reader = Reader { since, generation: registration.generation, live_top: registration.live_top };
+                let reader = Reader { since, generation: registration.generation, live_top: &registration.live_top };
                 let wait = config.engine_timeout.0 + ENGINE_SUBSCRIBE_GRACE;
                 let (read, served) = self.node.shared_reads.recover(&spec.channel, reader, wait, read).await;
                 self.node.metrics.recovery_reads.with_label_values(&[served.label()]).inc();
