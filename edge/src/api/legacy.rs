@@ -83,22 +83,14 @@ pub async fn commands(node: &Arc<Node>, headers: &HeaderMap, body: Body, protoco
     }
     let mut out = Vec::new();
     for (id, method, params) in commands {
-        let mut reply = serde_json::Map::new();
-        if id != 0 {
-            reply.insert("id".into(), id.into());
-        }
         let result = match method {
             Ok(m) => execute(node, &m, params.as_deref().map_or("{}", |p| p.get()), protocol).await,
             Err(()) => Err(methods::ApiError::method_not_found()),
         };
-        match result {
-            Ok(r) => reply.insert("result".into(), r),
-            Err(e) => reply.insert("error".into(), serde_json::to_value(e).unwrap_or_default()),
-        };
         if !out.is_empty() {
             out.push(b'\n');
         }
-        out.extend(serde_json::to_vec(&Value::Object(reply)).unwrap_or_default());
+        out.extend(super::envelope(Some(id), result));
     }
     json_response(out)
 }

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
+use serde_json::value::RawValue;
 
 use crate::auth::SubOverride;
 use crate::node::channels::wildcard_match;
@@ -12,6 +13,19 @@ use crate::node::cluster::{Target, UserCommand};
 use crate::node::{Node, PublishParams};
 use crate::protocol::{Disconnect, ErrorCode, Payload, StreamPosition};
 use crate::session::ServerSubscribe;
+
+/// A method's result as JSON text: payloads inside it (publication data, info) are the bytes
+/// they arrived as, never re-parsed into a `serde_json::Value` (which would reorder keys and
+/// round big numbers).
+pub type Reply = Box<RawValue>;
+
+/// `value` as reply text (serializing `RawValue` payloads verbatim).
+fn reply(value: &impl Serialize) -> Result<Reply, ApiError> {
+    serde_json::value::to_raw_value(value).map_err(|e| {
+        tracing::warn!(%e, "API result not serializable");
+        ApiError::from(ErrorCode::INTERNAL)
+    })
+}
 
 /// An error in the body of an API reply (HTTP 200).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,7 +75,7 @@ pub fn is_known(method: &str) -> bool {
 /// Runs one API method with JSON params and returns its JSON result.
 /// `params` is the JSON text of the request object (kept as text so payloads stay raw).
 /// `batch` answers `{"replies": …}` at the top level instead of a result: see [`batch`].
-pub async fn execute(node: &Arc<Node>, method: &str, params: &str, protocol: &str) -> Result<Value, ApiError> {
+pub async fn execute(node: &Arc<Node>, method: &str, params: &str, protocol: &str) -> Result<Reply, ApiError> {
     let timer = node.metrics.api_commands.with_label_values(&[protocol, method]).start_timer();
     let out = match method {
         "publish" => publish(node, params).await,
@@ -84,7 +98,10 @@ pub async fn execute(node: &Arc<Node>, method: &str, params: &str, protocol: &st
     if let Err(e) = &out {
         node.metrics.api_errors.with_label_values(&[protocol, method, &e.code.to_string()]).inc();
     }
-    out.map(|v| if v.is_null() { json!({}) } else { v })
+    match out {
+        Ok(v) if v.get() == "null" => reply(&json!({})),
+        out => out,
+    }
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(params: &str) -> Result<T, ApiError> {
@@ -145,13 +162,13 @@ async fn publish_one(node: &Node, channel: &str, fields: &PublishFields) -> Resu
     Ok(node.publish(channel, data, fields.params()).await?)
 }
 
-async fn publish(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn publish(node: &Node, params: &str) -> Result<Reply, ApiError> {
     let req: PublishFields = parse(params)?;
     let pos = publish_one(node, &req.channel, &req).await?;
-    Ok(json!(PublishResult { offset: pos.offset, epoch: pos.epoch }))
+    reply(&PublishResult { offset: pos.offset, epoch: pos.epoch })
 }
 
-async fn broadcast(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn broadcast(node: &Node, params: &str) -> Result<Reply, ApiError> {
     let req: PublishFields = parse(params)?;
     if req.channels.is_empty() {
         return Err(ApiError::bad_request("channels required"));
@@ -163,7 +180,7 @@ async fn broadcast(node: &Node, params: &str) -> Result<Value, ApiError> {
             Err(e) => json!({ "error": e }),
         });
     }
-    Ok(json!({ "responses": responses }))
+    reply(&json!({ "responses": responses }))
 }
 
 #[derive(Deserialize, Default)]
@@ -180,7 +197,7 @@ fn channel_options(node: &Node, channel: &str) -> Result<crate::config::ChannelO
     Ok(rules.channels.resolve(&rules.config, channel)?.options.clone())
 }
 
-async fn presence(node: &Node, params: &str, stats: bool) -> Result<Value, ApiError> {
+async fn presence(node: &Node, params: &str, stats: bool) -> Result<Reply, ApiError> {
     let req: ChannelParams = parse(params)?;
     if !channel_options(node, &req.channel)?.presence {
         return Err(ErrorCode::NOT_AVAILABLE.into());
@@ -192,10 +209,14 @@ async fn presence(node: &Node, params: &str, stats: bool) -> Result<Value, ApiEr
     };
     if stats {
         let (clients, users) = pm.presence_stats(&req.channel).await.map_err(internal)?;
-        Ok(json!({ "num_clients": clients, "num_users": users }))
+        reply(&json!({ "num_clients": clients, "num_users": users }))
     } else {
+        #[derive(Serialize)]
+        struct Presence<T> {
+            presence: T,
+        }
         let presence = pm.presence(&req.channel).await.map_err(internal)?;
-        Ok(json!({ "presence": presence }))
+        reply(&Presence { presence })
     }
 }
 
@@ -208,23 +229,23 @@ struct HistoryParams {
     reverse: bool,
 }
 
-async fn history(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn history(node: &Node, params: &str) -> Result<Reply, ApiError> {
     let req: HistoryParams = parse(params)?;
     let options = channel_options(node, &req.channel)?;
     if !options.history_enabled() {
         return Err(ErrorCode::NOT_AVAILABLE.into());
     }
     let result = node.read_history(&req.channel, &options, req.limit, req.since, req.reverse).await?;
-    Ok(json!(result))
+    reply(&result)
 }
 
-async fn history_remove(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn history_remove(node: &Node, params: &str) -> Result<Reply, ApiError> {
     let req: ChannelParams = parse(params)?;
     if !channel_options(node, &req.channel)?.history_enabled() {
         return Err(ErrorCode::NOT_AVAILABLE.into());
     }
     node.remove_history(&req.channel).await?;
-    Ok(json!({}))
+    reply(&json!({}))
 }
 
 #[derive(Deserialize, Default)]
@@ -233,7 +254,7 @@ struct ChannelsParams {
     pattern: String,
 }
 
-async fn channels(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn channels(node: &Node, params: &str) -> Result<Reply, ApiError> {
     let req: ChannelsParams = parse(params)?;
     let mut out = serde_json::Map::new();
     for (name, n) in node.channels().await? {
@@ -241,11 +262,11 @@ async fn channels(node: &Node, params: &str) -> Result<Value, ApiError> {
             out.insert(name, json!({ "num_clients": n }));
         }
     }
-    Ok(json!({ "channels": out }))
+    reply(&json!({ "channels": out }))
 }
 
-async fn info(node: &Node) -> Result<Value, ApiError> {
-    Ok(json!({ "nodes": node.nodes().await? }))
+async fn info(node: &Node) -> Result<Reply, ApiError> {
+    reply(&json!({ "nodes": node.nodes().await? }))
 }
 
 #[derive(Deserialize, Default)]
@@ -277,12 +298,12 @@ fn require_user(target: &Target) -> Result<(), ApiError> {
 }
 
 /// Sends a user command to every node (this one included).
-async fn to_all_nodes(node: &Node, command: UserCommand) -> Result<Value, ApiError> {
+async fn to_all_nodes(node: &Node, command: UserCommand) -> Result<Reply, ApiError> {
     node.user_command(command).await?;
-    Ok(json!({}))
+    reply(&json!({}))
 }
 
-async fn subscribe(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn subscribe(node: &Node, params: &str) -> Result<Reply, ApiError> {
     let req: SubscribeParams = parse(params)?;
     require_user(&req.target)?;
     channel_options(node, &req.channel)?;
@@ -305,7 +326,7 @@ struct UnsubscribeParams {
     channel: String,
 }
 
-async fn unsubscribe(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn unsubscribe(node: &Node, params: &str) -> Result<Reply, ApiError> {
     let req: UnsubscribeParams = parse(params)?;
     require_user(&req.target)?;
     channel_options(node, &req.channel)?;
@@ -321,7 +342,7 @@ struct DisconnectParams {
     disconnect: Option<Disconnect>,
 }
 
-async fn disconnect(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn disconnect(node: &Node, params: &str) -> Result<Reply, ApiError> {
     let req: DisconnectParams = parse(params)?;
     require_user(&req.target)?;
     let disconnect = match req.disconnect {
@@ -345,7 +366,7 @@ struct RefreshParams {
     b64info: Option<String>,
 }
 
-async fn refresh(node: &Node, params: &str) -> Result<Value, ApiError> {
+async fn refresh(node: &Node, params: &str) -> Result<Reply, ApiError> {
     let req: RefreshParams = parse(params)?;
     require_user(&req.target)?;
     let info = raw_payload(req.info, req.b64info.as_deref());
@@ -362,21 +383,22 @@ struct BatchParams {
 
 /// Runs several commands; each reply carries its method's key (`{"publish": {…}}`) or
 /// `{"error": …}`, in command order. Answers `{"replies": […]}` (top-level, as `cent` reads it).
-async fn batch(node: &Arc<Node>, params: &str, protocol: &str) -> Result<Value, ApiError> {
+async fn batch(node: &Arc<Node>, params: &str, protocol: &str) -> Result<Reply, ApiError> {
     let req: BatchParams = parse(params)?;
-    let run = |cmd: Option<HashMap<String, Box<serde_json::value::RawValue>>>| async move {
+    let error = |e: ApiError| reply(&json!({ "error": e }));
+    let run = |cmd: Option<HashMap<String, Box<RawValue>>>| async move {
         let Some((method, params)) = cmd.and_then(|m| m.into_iter().next()) else {
-            return json!({ "error": ApiError::bad_request("empty command") });
+            return error(ApiError::bad_request("empty command"));
         };
         if method == "batch" || !is_known(&method) {
-            return json!({ "error": ApiError::method_not_found() });
+            return error(ApiError::method_not_found());
         }
         match Box::pin(execute(node, &method, params.get(), protocol)).await {
-            Ok(result) => json!({ method: result }),
-            Err(e) => json!({ "error": e }),
+            Ok(result) => reply(&HashMap::from([(method.as_str(), result)])),
+            Err(e) => error(e),
         }
     };
-    let replies: Vec<Value> = if req.parallel {
+    let replies: Vec<Result<Reply, ApiError>> = if req.parallel {
         futures_util::future::join_all(req.commands.into_iter().map(run)).await
     } else {
         let mut out = Vec::with_capacity(req.commands.len());
@@ -385,7 +407,11 @@ async fn batch(node: &Arc<Node>, params: &str, protocol: &str) -> Result<Value, 
         }
         out
     };
-    Ok(json!({ "replies": replies }))
+    #[derive(Serialize)]
+    struct Replies {
+        replies: Vec<Reply>,
+    }
+    reply(&Replies { replies: replies.into_iter().collect::<Result<_, _>>()? })
 }
 
 #[derive(Deserialize, Default)]
@@ -395,7 +421,7 @@ struct RpcParams {
 }
 
 /// No server-side RPC extensions are registered: every named method is unknown.
-fn rpc(params: &str) -> Result<Value, ApiError> {
+fn rpc(params: &str) -> Result<Reply, ApiError> {
     let req: RpcParams = parse(params)?;
     if req.method.is_empty() {
         return Err(ApiError::bad_request("method required"));

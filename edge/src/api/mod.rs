@@ -6,7 +6,7 @@ mod legacy;
 mod methods;
 
 pub use legacy::commands as legacy_commands;
-pub use methods::{execute, ApiError};
+pub use methods::{execute, ApiError, Reply};
 
 use std::sync::Arc;
 
@@ -60,9 +60,27 @@ async fn method_handler(
     };
     let out = match execute(&node, &method, params, "http").await {
         // batch replies stand at the top level, as Centrifugo (and `cent`) have them.
-        Ok(result) if method == "batch" => result,
-        Ok(result) => serde_json::json!({ "result": result }),
-        Err(error) => serde_json::json!({ "error": error }),
+        Ok(result) if method == "batch" => result.get().as_bytes().to_vec(),
+        out => envelope(None, out),
     };
-    json_response(serde_json::to_vec(&out).unwrap_or_default())
+    json_response(out)
+}
+
+/// `{"id": …, "result": …}` or `{"id": …, "error": …}` (no `id` when 0 or absent), with the
+/// result's text written as it is.
+fn envelope(id: Option<u32>, out: Result<Reply, ApiError>) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Envelope {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<Reply>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<ApiError>,
+    }
+    let (result, error) = match out {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e)),
+    };
+    serde_json::to_vec(&Envelope { id: id.filter(|id| *id != 0), result, error }).unwrap_or_default()
 }

@@ -149,7 +149,7 @@ async fn bounded(
 /// The API method's JSON answer as the response message.
 async fn answer<Resp: Response>(node: &Arc<Node>, method: &str, params: &str) -> Resp {
     match crate::api::execute(node, method, params, "grpc").await {
-        Ok(result) => match serde_json::from_value::<Resp::Result>(result) {
+        Ok(result) => match serde_json::from_str::<Resp::Result>(result.get()) {
             Ok(r) => Resp::new(None, Some(r)),
             Err(err) => {
                 tracing::warn!(%err, method, "API result does not fit the gRPC message");

@@ -116,9 +116,10 @@ async fn legacy_envelope_runs_several_commands() {
     assert_eq!(lines[2], json!({"error": {"code": 102, "message": "unknown channel"}}));
     assert_eq!(send(json!({"method": "nonsense", "params": {}}).to_string()).await.0, 400);
     assert_eq!(send(String::new()).await.0, 400);
+    // The id leads the line, as in Centrifugo's replies.
     assert_eq!(
         send(json!({"id": 4, "method": 99}).to_string()).await.1,
-        json!({"id": 4, "error": {"code": 104, "message": "method not found"}}).to_string()
+        r#"{"id":4,"error":{"code":104,"message":"method not found"}}"#
     );
 }
 
@@ -154,5 +155,32 @@ async fn metrics_count_connections_messages_and_api_calls() {
         "gyre_client_commands_total{method=\"subscribe\"} 1",
     ] {
         assert!(text.contains(needle), "metrics lack {needle:?}:\n{text}");
+    }
+}
+
+/// Payloads come back from every API path as the bytes they were published as: key order,
+/// integers beyond 64 bits, trailing zeros, escapes and inner whitespace untouched.
+#[tokio::test]
+async fn api_replies_carry_payloads_byte_exact() {
+    let gyre = Gyre::start(json!({}));
+    let data = r#"{"zeta":1,"alpha":2,"big":123456789012345678901234567890,"f":1.10,"s":"\u00e9\n", "n": [ 1.0e2 ]}"#;
+    let post = |path: String, body: String| {
+        let req = gyre.http().post(path).header("X-API-Key", API_KEY).body(body);
+        async move {
+            let resp = req.send().await.expect("api request");
+            assert_eq!(resp.status().as_u16(), 200);
+            resp.text().await.expect("reply text")
+        }
+    };
+    let api = gyre.api_url();
+    let published = post(format!("{api}/publish"), format!(r#"{{"channel":"chat:exact","data":{data}}}"#)).await;
+    assert!(published.contains(r#""offset":1"#), "{published}");
+    let history = r#"{"channel":"chat:exact","limit":10}"#;
+    for (what, reply) in [
+        ("history", post(format!("{api}/history"), history.to_string()).await),
+        ("legacy", post(api.clone(), format!(r#"{{"id":7,"method":"history","params":{history}}}"#)).await),
+        ("batch", post(format!("{api}/batch"), format!(r#"{{"commands":[{{"history":{history}}}]}}"#)).await),
+    ] {
+        assert!(reply.contains(&format!(r#""data":{data}"#)), "{what} rewrote the payload: {reply}");
     }
 }
