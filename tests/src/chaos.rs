@@ -516,7 +516,8 @@ async fn look_up_unrecovered(
         for (c, since) in wanted {
             let acknowledged = acked[c].lock().iter().any(|(o, _)| *o == since);
             let held = match tokio::time::timeout(Duration::from_secs(2), stream.get_raw_message(since)).await {
-                Ok(Ok(m)) if m.subject.ends_with(&format!("c{c}")) => "held",
+                // History subjects end in the channel's base64url token (engine::nats::subjects).
+                Ok(Ok(m)) if m.subject.rsplit('.').next() == Some(channel_token(c).as_str()) => "held",
                 Ok(Ok(_)) => "held by another channel",
                 Ok(Err(e)) if e.kind() == async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound => {
                     "absent"
@@ -534,6 +535,12 @@ async fn look_up_unrecovered(
         }
     }
     out
+}
+
+/// The last token of channel `c`'s history subject: the channel name in base64url.
+fn channel_token(c: usize) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{NAMESPACE}:c{c}"))
 }
 
 /// The soak namespace's history stream.

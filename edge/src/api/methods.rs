@@ -98,10 +98,7 @@ pub async fn execute(node: &Arc<Node>, method: &str, params: &str, protocol: &st
     if let Err(e) = &out {
         node.metrics.api_errors.with_label_values(&[protocol, method, &e.code.to_string()]).inc();
     }
-    match out {
-        Ok(v) if v.get() == "null" => reply(&json!({})),
-        out => out,
-    }
+    out
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(params: &str) -> Result<T, ApiError> {
