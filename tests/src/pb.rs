@@ -1,10 +1,9 @@
 //! A raw WebSocket client speaking the Protobuf protocol (binary frames of length-delimited
-//! messages), built on Gyre's wire definitions.
+//! messages), with the messages this package generates from `proto/`.
 
 use std::collections::VecDeque;
 
 use futures_util::{SinkExt, StreamExt};
-pub use gyre_edge::protocol::proto;
 use prost::Message as _;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -13,6 +12,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::ws::{Closed, WAIT};
+
+/// The client protocol's messages (`proto/client.proto`).
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/centrifugal.centrifuge.protocol.rs"));
+}
 
 pub struct PbClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,

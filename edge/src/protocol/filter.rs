@@ -13,25 +13,19 @@ const MAX_DEPTH: usize = 8;
 const MAX_VALS: usize = 64;
 
 /// One node: a comparison (`op` empty) or `and` / `or` / `not` over `nodes`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, prost::Message)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FilterNode {
-    #[prost(string, tag = "1")]
     #[serde(skip_serializing_if = "String::is_empty")]
     pub op: String,
-    #[prost(string, tag = "2")]
     #[serde(skip_serializing_if = "String::is_empty")]
     pub key: String,
-    #[prost(string, tag = "3")]
     #[serde(skip_serializing_if = "String::is_empty")]
     pub cmp: String,
-    #[prost(string, tag = "4")]
     #[serde(skip_serializing_if = "String::is_empty")]
     pub val: String,
-    #[prost(string, repeated, tag = "5")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub vals: Vec<String>,
-    #[prost(message, repeated, tag = "6")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<FilterNode>,
 }

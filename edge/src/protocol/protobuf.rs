@@ -40,7 +40,7 @@ pub const PING: &[u8] = &[0];
 pub fn encode_uni(reply: &Reply) -> Bytes {
     let push = match &reply.body {
         ReplyBody::Push(p) => push_to(p),
-        ReplyBody::Connect(r) => proto::Push { connect: Some(connect_result_to(r)), ..Default::default() },
+        ReplyBody::Connect(r) => proto::Push { connect: Some(connect_push_to(r)), ..Default::default() },
         _ => proto::Push::default(),
     };
     Bytes::from(push.encode_to_vec())
@@ -107,7 +107,7 @@ fn subscribe_from(r: proto::SubscribeRequest) -> Result<SubscribeRequest, Decode
         delta: r.delta,
         flag: r.flag,
         kind: r.r#type,
-        tf: r.tf,
+        tf: r.tf.map(FilterNode::from),
     })
 }
 
@@ -135,6 +135,7 @@ fn publication_to(p: &Publication) -> proto::Publication {
         offset: p.offset,
         tags: p.tags.clone(),
         delta: p.delta,
+        ..Default::default()
     }
 }
 
@@ -157,13 +158,13 @@ fn subscribe_result_to(r: &SubscribeResult) -> proto::SubscribeResult {
 fn push_to(p: &Push) -> proto::Push {
     let mut out = proto::Push { channel: p.channel.clone(), ..Default::default() };
     match &p.body {
-        PushBody::Publication(publication) => out.publication = Some(publication_to(publication)),
-        PushBody::Join(j) => out.join = Some(proto::JoinLeave { info: Some(info_to(&j.info)) }),
-        PushBody::Leave(l) => out.leave = Some(proto::JoinLeave { info: Some(info_to(&l.info)) }),
+        PushBody::Publication(publication) => out.r#pub = Some(publication_to(publication)),
+        PushBody::Join(j) => out.join = Some(proto::Join { info: Some(info_to(&j.info)) }),
+        PushBody::Leave(l) => out.leave = Some(proto::Leave { info: Some(info_to(&l.info)) }),
         PushBody::Unsubscribe(u) => {
             out.unsubscribe = Some(proto::Unsubscribe { code: u.code, reason: u.reason.clone() })
         }
-        PushBody::Message(m) => out.message = Some(proto::DataRequest { data: bytes_of(&m.data) }),
+        PushBody::Message(m) => out.message = Some(proto::Message { data: bytes_of(&m.data) }),
         PushBody::Subscribe(s) => {
             out.subscribe = Some(proto::Subscribe {
                 recoverable: s.recoverable,
@@ -173,7 +174,9 @@ fn push_to(p: &Push) -> proto::Push {
                 data: opt_bytes(&s.data),
             })
         }
-        PushBody::Disconnect(d) => out.disconnect = Some(proto::Disconnect { code: d.code, reason: d.reason.clone() }),
+        PushBody::Disconnect(d) => {
+            out.disconnect = Some(proto::Disconnect { code: d.code, reason: d.reason.clone(), reconnect: false })
+        }
     }
     out
 }
@@ -190,6 +193,39 @@ fn connect_result_to(r: &ConnectResult) -> proto::ConnectResult {
         pong: r.pong,
         session: r.session.clone(),
         node: r.node.clone(),
+        time: 0,
+    }
+}
+
+/// The connect result as unidirectional transports push it: `Connect` numbers its fields
+/// differently from `ConnectResult`.
+fn connect_push_to(r: &ConnectResult) -> proto::Connect {
+    proto::Connect {
+        client: r.client.clone(),
+        version: r.version.clone(),
+        data: opt_bytes(&r.data),
+        subs: r.subs.iter().map(|(k, v)| (k.clone(), subscribe_result_to(v))).collect(),
+        expires: r.expires,
+        ttl: r.ttl,
+        ping: r.ping,
+        pong: r.pong,
+        session: r.session.clone(),
+        node: r.node.clone(),
+        time: 0,
+    }
+}
+
+/// A tag filter as the protocol layer holds it (prost already bounds the nesting on decode).
+impl From<proto::FilterNode> for FilterNode {
+    fn from(n: proto::FilterNode) -> Self {
+        FilterNode {
+            op: n.op,
+            key: n.key,
+            cmp: n.cmp,
+            val: n.val,
+            vals: n.vals,
+            nodes: n.nodes.into_iter().map(FilterNode::from).collect(),
+        }
     }
 }
 
@@ -202,8 +238,8 @@ fn reply_to(reply: &Reply) -> proto::Reply {
         ReplyBody::Push(p) => out.push = Some(push_to(p)),
         ReplyBody::Connect(r) => out.connect = Some(connect_result_to(r)),
         ReplyBody::Subscribe(r) => out.subscribe = Some(subscribe_result_to(r)),
-        ReplyBody::Unsubscribe(_) => out.unsubscribe = Some(proto::Empty {}),
-        ReplyBody::Publish(_) => out.publish = Some(proto::Empty {}),
+        ReplyBody::Unsubscribe(_) => out.unsubscribe = Some(proto::UnsubscribeResult {}),
+        ReplyBody::Publish(_) => out.publish = Some(proto::PublishResult {}),
         ReplyBody::Presence(r) => {
             let presence: HashMap<_, _> = r.presence.iter().map(|(k, v)| (k.clone(), info_to(v))).collect();
             out.presence = Some(proto::PresenceResult { presence })
@@ -218,8 +254,10 @@ fn reply_to(reply: &Reply) -> proto::Reply {
                 offset: r.offset,
             })
         }
-        ReplyBody::Rpc(r) => out.rpc = Some(proto::DataRequest { data: opt_bytes(&r.data) }),
-        ReplyBody::Refresh(r) => out.refresh = Some(proto::RefreshResult { expires: r.expires, ttl: r.ttl }),
+        ReplyBody::Rpc(r) => out.rpc = Some(proto::RpcResult { data: opt_bytes(&r.data) }),
+        ReplyBody::Refresh(r) => {
+            out.refresh = Some(proto::RefreshResult { expires: r.expires, ttl: r.ttl, ..Default::default() })
+        }
         ReplyBody::SubRefresh(r) => out.sub_refresh = Some(proto::SubRefreshResult { expires: r.expires, ttl: r.ttl }),
     }
     out
@@ -297,7 +335,7 @@ mod tests {
         });
         let bytes = encode_reply(&push);
         let decoded = proto::Reply::decode_length_delimited(&bytes[..]).unwrap();
-        let publication = decoded.push.unwrap().publication.unwrap();
+        let publication = decoded.push.unwrap().r#pub.unwrap();
         assert_eq!(publication.data, b"{\"t\":1}");
         assert_eq!(publication.offset, 5);
         let err =

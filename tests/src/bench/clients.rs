@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::pb::proto;
 use futures_util::{SinkExt, StreamExt};
-use gyre_edge::protocol::proto;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use prost::Message as _;
@@ -280,7 +280,7 @@ async fn read_loop_protobuf(mut ws: Ws, stats: Arc<Stats>) {
             let mut hist = stats.latency_us.lock();
             while !frame.is_empty() {
                 let Ok(reply) = proto::Reply::decode_length_delimited(&mut frame) else { break };
-                match reply.push.and_then(|p| p.publication) {
+                match reply.push.and_then(|p| p.r#pub) {
                     Some(publication) => {
                         if let Some(at) = sent_at(&String::from_utf8_lossy(&publication.data)) {
                             let _ = hist.record(now.saturating_sub(at).max(1));

@@ -1,7 +1,7 @@
 //! Fossil delta compression: subscribers that negotiate it get the first publication in full,
 //! then deltas that rebuild every payload exactly; everyone else is unaffected.
 
-use gyre_edge::protocol::proto;
+use gyre_tests::pb::proto;
 use gyre_tests::pb::{self, PbClient};
 use gyre_tests::{token, Gyre};
 use serde_json::{json, Value};
@@ -140,7 +140,7 @@ async fn protobuf_delta_subscribers_get_raw_delta_bytes() {
     let mut prev: Vec<u8> = Vec::new();
     for (i, doc) in docs.iter().enumerate() {
         let push = c.next_push().await;
-        let p: proto::Publication = push.publication.expect("publication");
+        let p: proto::Publication = push.r#pub.expect("publication");
         assert_eq!(p.delta, i > 0);
         prev =
             if p.delta { gyre_edge::node::delta::apply(&prev, &p.data, 1 << 24).expect("valid delta") } else { p.data };

@@ -205,7 +205,7 @@ async fn protobuf_http_stream_and_emulation() {
     assert_eq!(status, 204);
     assert!(next_reply(&mut resp, &mut buf).await.subscribe.is_some());
     gyre.api("publish", json!({"channel": "chat:pbe", "b64data": "/wAB"})).await;
-    let publication = next_reply(&mut resp, &mut buf).await.push.and_then(|p| p.publication).expect("publication");
+    let publication = next_reply(&mut resp, &mut buf).await.push.and_then(|p| p.r#pub).expect("publication");
     assert_eq!(publication.data, [0xff, 0x00, 0x01]);
 }
 

@@ -1,8 +1,7 @@
 //! Publication tag filters: a subscriber with `tf` gets only the publications whose tags pass,
 //! live and recovered, without losing its stream position; everyone else gets everything.
 
-use gyre_edge::protocol::{proto, FilterNode};
-use gyre_tests::pb::{self, PbClient};
+use gyre_tests::pb::{self, proto, PbClient};
 use gyre_tests::{base_config, token, Gyre, WsClient};
 use serde_json::{json, Value};
 
@@ -18,6 +17,19 @@ fn start() -> Gyre {
 fn apple_from_100() -> Value {
     json!({"op": "and", "nodes": [{"key": "ticker", "cmp": "eq", "val": "AAPL"},
                                   {"key": "price", "cmp": "gte", "val": "100"}]})
+}
+
+/// A filter written as JSON, as the Protobuf message.
+fn filter_node(v: &Value) -> proto::FilterNode {
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    proto::FilterNode {
+        op: text("op"),
+        key: text("key"),
+        cmp: text("cmp"),
+        val: text("val"),
+        vals: v["vals"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(String::from)).collect(),
+        nodes: v["nodes"].as_array().into_iter().flatten().map(filter_node).collect(),
+    }
 }
 
 /// Publishes five quotes; the 1st and 4th pass [`apple_from_100`].
@@ -111,14 +123,14 @@ async fn protobuf_clients_filter_too() {
     assert!(c.command(pb::connect(&token("42", json!({})))).await.connect.is_some());
     let mut sub = pb::subscribe("tf:pb", None);
     if let Some(s) = sub.subscribe.as_mut() {
-        s.tf = Some(serde_json::from_value::<FilterNode>(apple_from_100()).unwrap());
+        s.tf = Some(filter_node(&apple_from_100()));
     }
     assert!(c.command(sub).await.subscribe.is_some());
     publish_quotes(&gyre, "tf:pb").await;
     let mut got = Vec::new();
     while got.len() < 2 {
         let push: proto::Push = c.next_push().await;
-        if let Some(p) = push.publication {
+        if let Some(p) = push.r#pub {
             got.push(serde_json::from_slice::<Value>(&p.data).unwrap()["n"].clone());
         }
     }

@@ -87,7 +87,7 @@ async fn grpc_calls_act_on_real_clients() {
     // A server-side disconnect through gRPC closes the user's connection.
     let req = DisconnectRequest {
         user: "42".into(),
-        disconnect: Some(Disconnect { code: 4507, reason: "bye".into() }),
+        disconnect: Some(Disconnect { code: 4507, reason: "bye".into(), reconnect: false }),
         ..Default::default()
     };
     let r: EmptyResponse = call(&gyre, "Disconnect", req, Some(KEY)).await.unwrap();
@@ -140,7 +140,7 @@ async fn binary_data_published_over_grpc_reaches_protobuf_clients_intact() {
     let r: PublishResponse = call(&gyre, "Publish", publish("chat:bin", &bytes), Some(KEY)).await.unwrap();
     assert_eq!(r.error, None);
     let push = c.next_push().await;
-    assert_eq!(push.publication.expect("publication").data, bytes);
+    assert_eq!(push.r#pub.expect("publication").data, bytes);
 }
 
 #[tokio::test]

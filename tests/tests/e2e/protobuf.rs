@@ -39,7 +39,7 @@ async fn protobuf_and_json_clients_share_channels() {
     assert_eq!(status, 200, "{body}");
     let push = p.next_push().await;
     assert_eq!(push.channel, "chat:mixed");
-    let publication = push.publication.expect("publication push");
+    let publication = push.r#pub.expect("publication push");
     assert_eq!(publication.data, br#"{"n":1}"#);
     assert!(publication.offset > 0);
     let jpush = j.next_push().await;
@@ -51,7 +51,7 @@ async fn protobuf_and_json_clients_share_channels() {
     let jpush = j.next_push().await;
     assert_eq!(jpush["pub"]["data"], json!({"from": "pb"}));
     assert_eq!(jpush["pub"]["info"]["user"], "pb-user");
-    let own = p.next_push().await.publication.expect("own publication");
+    let own = p.next_push().await.r#pub.expect("own publication");
     assert_eq!(own.data, br#"{"from":"pb"}"#);
 
     // History, presence and errors come back as Protobuf replies.
@@ -67,7 +67,7 @@ async fn protobuf_and_json_clients_share_channels() {
     assert_eq!(datas, vec![&br#"{"n":1}"#[..], &br#"{"from":"pb"}"#[..]]);
     let presence = p
         .command(proto::Command {
-            presence: Some(proto::ChannelRequest { channel: "chat:mixed".into() }),
+            presence: Some(proto::PresenceRequest { channel: "chat:mixed".into() }),
             ..Default::default()
         })
         .await
@@ -152,7 +152,7 @@ async fn binary_round_trip(publisher_node: &Gyre, subscriber_node: &Gyre) {
     let r = p.command(pb::publish("chat:bin", binary)).await;
     assert!(r.error.is_none(), "{r:?}");
     let got = loop {
-        if let Some(publication) = sub.next_push().await.publication {
+        if let Some(publication) = sub.next_push().await.r#pub {
             break publication;
         }
     };

@@ -75,7 +75,7 @@ impl tower::Service<http::Request<Body>> for Backend {
                         let data = json_of(&r.data);
                         match data["do"].as_str() {
                             Some("disconnect") => Response {
-                                disconnect: Some(Disconnect { code: 4501, reason: "go away".into() }),
+                                disconnect: Some(Disconnect { code: 4501, reason: "go away".into(), reconnect: false }),
                                 ..Default::default()
                             },
                             Some("error") => Response {

@@ -197,23 +197,23 @@ async fn uni_client_recovers_its_server_side_subscription_on_reconnect() {
 /// Opens a `uni_grpc` stream (a tonic client, server-streaming `Consume`).
 async fn uni_grpc(
     gyre: &Gyre,
-    connect: gyre_edge::protocol::proto::ConnectRequest,
-) -> tonic::Streaming<gyre_edge::protocol::proto::Push> {
+    connect: gyre_tests::pb::proto::ConnectRequest,
+) -> tonic::Streaming<gyre_tests::pb::proto::Push> {
     let mut grpc = gyre_tests::grpc_client(gyre.uni_grpc_addr.as_ref()).await;
     let path = http::uri::PathAndQuery::from_static("/centrifugal.centrifugo.unistream.CentrifugoUniStream/Consume");
-    let codec = tonic_prost::ProstCodec::<_, gyre_edge::protocol::proto::Push>::default();
+    let codec = tonic_prost::ProstCodec::<_, gyre_tests::pb::proto::Push>::default();
     grpc.server_streaming(tonic::Request::new(connect), path, codec).await.expect("Consume").into_inner()
 }
 
 async fn next_grpc_push(
-    stream: &mut tonic::Streaming<gyre_edge::protocol::proto::Push>,
-) -> Option<gyre_edge::protocol::proto::Push> {
+    stream: &mut tonic::Streaming<gyre_tests::pb::proto::Push>,
+) -> Option<gyre_tests::pb::proto::Push> {
     tokio::time::timeout(WAIT, stream.message()).await.expect("a push within the wait").expect("stream")
 }
 
 #[tokio::test]
 async fn uni_grpc_streams_protobuf_pushes_and_recovers_from_the_request() {
-    use gyre_edge::protocol::proto;
+    use gyre_tests::pb::proto;
     let gyre = Gyre::start(json!({"uni_grpc": true, "uni_grpc_port": 0}));
     let connect = |subs: std::collections::HashMap<String, proto::SubscribeRequest>| proto::ConnectRequest {
         token: token("u7", json!({"channels": ["chat:ug"]})),
@@ -228,7 +228,7 @@ async fn uni_grpc_streams_protobuf_pushes_and_recovers_from_the_request() {
     gyre.api("publish", json!({"channel": "chat:ug", "data": {"n": 1}})).await;
     let push = next_grpc_push(&mut stream).await.expect("publication");
     assert_eq!(push.channel, "chat:ug");
-    let publication = push.publication.expect("pub");
+    let publication = push.r#pub.expect("pub");
     assert_eq!((serde_json::from_slice::<Value>(&publication.data).unwrap(), publication.offset), (json!({"n": 1}), 1));
     gyre.api("disconnect", json!({"user": "u7"})).await;
     let last = next_grpc_push(&mut stream).await.expect("disconnect push");
