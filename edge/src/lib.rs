@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod grpc;
+pub mod json_object;
 pub mod limit;
 pub mod listener;
 pub mod logging;

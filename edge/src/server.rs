@@ -170,7 +170,7 @@ pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Re
     let mut grpc_tasks = Vec::new();
     if config.grpc_api {
         let socket = bind(&config.grpc_api_address, config.grpc_api_port, "grpc_api_port", "grpc api").await?;
-        let service = crate::grpc::service(crate::grpc::Api::new(node.clone()));
+        let service = crate::grpc::routes(crate::grpc::api_service(node.clone()));
         let spec = Spec::internal("grpc_api", Protocol::Http2, &config);
         grpc_tasks.push(tokio::spawn(listener::serve(
             socket,
@@ -183,7 +183,7 @@ pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Re
     }
     if config.uni_grpc {
         let socket = bind(&config.uni_grpc_address, config.uni_grpc_port, "uni_grpc_port", "uni grpc").await?;
-        let service = crate::grpc::service(crate::transport::uni_grpc::UniStream::new(node.clone()));
+        let service = crate::grpc::routes(crate::grpc::Routed(crate::transport::uni_grpc::UniStream::new(node.clone())));
         let spec = Spec::client("uni_grpc", Protocol::Http2, &config);
         grpc_tasks.push(tokio::spawn(listener::serve(
             socket,

@@ -19,6 +19,18 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/centrifugal.centrifuge.protocol.rs"));
 }
 
+/// The server API's messages and client (`proto/api.proto`).
+#[allow(clippy::all, missing_docs)]
+pub mod api {
+    include!(concat!(env!("OUT_DIR"), "/centrifugal.centrifugo.api.rs"));
+}
+
+/// The proxy API's messages and server trait (`proto/proxy.proto`), for test backends.
+#[allow(clippy::all, missing_docs)]
+pub mod proxy {
+    include!(concat!(env!("OUT_DIR"), "/centrifugal.centrifugo.proxy.rs"));
+}
+
 pub struct PbClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pending: VecDeque<proto::Reply>,

@@ -3,7 +3,8 @@
 //! cannot drift apart. Errors travel in the response body as in Centrifugo; a missing or wrong
 //! `authorization: apikey <grpc_api_key>` is `UNAUTHENTICATED`.
 
-pub mod messages;
+pub mod api;
+mod params;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,35 +12,36 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use api::centrifugo_api_server::{CentrifugoApi, CentrifugoApiServer};
+use api::*;
 use axum::http;
-use messages::*;
+use params::ToParams;
+use serde::{Deserialize, Deserializer};
 use subtle::ConstantTimeEq;
 use tonic::body::Body;
 use tonic::server::NamedService;
-use tonic::Status;
-use tonic_prost::ProstCodec;
+use tonic::{Request, Status};
 
 use crate::node::Node;
 
-const SERVICE: &str = "centrifugal.centrifugo.api.CentrifugoApi";
-
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// A gRPC service Gyre serves: its name and how it answers a call (routing by method).
+/// A gRPC service Gyre routes by hand (the unidirectional stream, whose pushes are encoded
+/// before they reach the codec): its name and how it answers a call.
 pub trait Handler: Clone + Send + Sync + 'static {
     const NAME: &'static str;
     fn handle(&self, req: http::Request<Body>) -> BoxFuture<http::Response<Body>>;
 }
 
-/// Makes a [`Handler`] a service tonic's server takes.
+/// A [`Handler`] as a tower service.
 #[derive(Clone)]
-struct Served<H>(H);
+pub struct Routed<H>(pub H);
 
-impl<H: Handler> NamedService for Served<H> {
+impl<H: Handler> NamedService for Routed<H> {
     const NAME: &'static str = H::NAME;
 }
 
-impl<H: Handler> tower::Service<http::Request<Body>> for Served<H> {
+impl<H: Handler> tower::Service<http::Request<Body>> for Routed<H> {
     type Response = http::Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<Result<Self::Response, Infallible>>;
@@ -54,75 +56,69 @@ impl<H: Handler> tower::Service<http::Request<Body>> for Served<H> {
     }
 }
 
-/// `handler` as the HTTP/2 service a listener serves (see [`crate::listener`]).
-pub fn service<H: Handler>(handler: H) -> tonic::service::Routes {
-    tonic::service::Routes::new(Served(handler)).prepare()
-}
-
-/// The server API service: routes `/<SERVICE>/<Method>` to the API method.
+/// A gRPC service whose request bodies are read whole first, within the node's body limits.
 #[derive(Clone)]
-pub struct Api {
+pub struct Bounded<S> {
+    inner: S,
     node: Arc<Node>,
 }
 
-impl Api {
-    pub fn new(node: Arc<Node>) -> Self {
-        Self { node }
-    }
+impl<S: NamedService> NamedService for Bounded<S> {
+    const NAME: &'static str = S::NAME;
 }
 
-impl Handler for Api {
-    const NAME: &'static str = SERVICE;
+impl<S> tower::Service<http::Request<Body>> for Bounded<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
 
-    fn handle(&self, req: http::Request<Body>) -> BoxFuture<http::Response<Body>> {
-        let node = self.node.clone();
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let mut inner = self.inner.clone();
+        let config = self.node.config();
         Box::pin(async move {
-            let method = req.uri().path().rsplit('/').next().unwrap_or_default().to_string();
-            match method.as_str() {
-                "Publish" => unary::<PublishRequest, PublishResponse>(node, "publish", req).await,
-                "Broadcast" => unary::<BroadcastRequest, BroadcastResponse>(node, "broadcast", req).await,
-                "Subscribe" => unary::<SubscribeRequest, EmptyResponse>(node, "subscribe", req).await,
-                "Unsubscribe" => unary::<UnsubscribeRequest, EmptyResponse>(node, "unsubscribe", req).await,
-                "Disconnect" => unary::<DisconnectRequest, EmptyResponse>(node, "disconnect", req).await,
-                "Presence" => unary::<ChannelRequest, PresenceResponse>(node, "presence", req).await,
-                "PresenceStats" => unary::<ChannelRequest, PresenceStatsResponse>(node, "presence_stats", req).await,
-                "History" => unary::<HistoryRequest, HistoryResponse>(node, "history", req).await,
-                "HistoryRemove" => unary::<ChannelRequest, EmptyResponse>(node, "history_remove", req).await,
-                "Info" => unary::<InfoRequest, InfoResponse>(node, "info", req).await,
-                "RPC" => unary::<RpcRequest, RpcResponse>(node, "rpc", req).await,
-                "Refresh" => unary::<RefreshRequest, EmptyResponse>(node, "refresh", req).await,
-                "Channels" => unary::<ChannelsRequest, ChannelsResponse>(node, "channels", req).await,
-                "Batch" => unary::<BatchRequest, BatchResponse>(node, "batch", req).await,
-                _ => Status::unimplemented(format!("method {method:?} is not served by Gyre")).into_http(),
+            let limit = config.grpc_api_max_receive_message_size;
+            match bounded(req, limit, config.http_body_timeout.0).await {
+                Ok(req) => {
+                    use tower::ServiceExt;
+                    inner.ready().await?.call(req).await
+                }
+                Err(status) => Ok(status.into_http()),
             }
         })
     }
 }
 
-/// Decodes the request, checks the key, runs the API method, encodes its answer.
-async fn unary<Req, Resp>(node: Arc<Node>, method: &'static str, req: http::Request<Body>) -> http::Response<Body>
+/// `service` as the HTTP/2 routes a listener serves (see [`crate::listener`]).
+pub fn routes<S>(service: S) -> tonic::service::Routes
 where
-    Req: prost::Message + Default + ToParams + Send + 'static,
-    Resp: Response + Send,
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
 {
-    let config = node.config();
-    let limit = config.grpc_api_max_receive_message_size;
-    let req = match bounded(req, limit, config.http_body_timeout.0).await {
-        Ok(req) => req,
-        Err(status) => return status.into_http(),
-    };
-    let service = tower::service_fn(move |request: tonic::Request<Req>| {
-        let node = node.clone();
-        async move {
-            authorize(&node, request.metadata())?;
-            let params = request.get_ref().to_params().to_string();
-            Ok::<_, Status>(tonic::Response::new(answer::<Resp>(&node, method, &params).await))
-        }
-    });
-    tonic::server::Grpc::new(ProstCodec::<Resp, Req>::default())
-        .max_decoding_message_size(limit)
-        .unary(service, req)
-        .await
+    tonic::service::Routes::new(service).prepare()
+}
+
+/// The server API as the generated tonic service, its request bodies bounded by the node's
+/// limits.
+pub fn api_service(node: Arc<Node>) -> Bounded<CentrifugoApiServer<Api>> {
+    let limit = node.config().grpc_api_max_receive_message_size;
+    let inner = CentrifugoApiServer::new(Api { node: node.clone() }).max_decoding_message_size(limit);
+    Bounded { inner, node }
 }
 
 /// The request with its body read whole: one message of at most `limit` bytes (plus gRPC's
@@ -146,6 +142,114 @@ async fn bounded(
     Ok(http::Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes))))
 }
 
+/// The server API: every method checks the key and runs the HTTP API's method.
+#[derive(Clone)]
+pub struct Api {
+    node: Arc<Node>,
+}
+
+impl Api {
+    async fn call<Req: ToParams, Resp: Response>(
+        &self,
+        method: &'static str,
+        request: Request<Req>,
+    ) -> Result<tonic::Response<Resp>, Status> {
+        authorize(&self.node, request.metadata())?;
+        let params = request.get_ref().to_params().finish();
+        Ok(tonic::Response::new(answer::<Resp>(&self.node, method, &params).await))
+    }
+}
+
+type Answer<T> = Result<tonic::Response<T>, Status>;
+
+#[tonic::async_trait]
+impl CentrifugoApi for Api {
+    async fn batch(&self, r: Request<BatchRequest>) -> Answer<BatchResponse> {
+        self.call("batch", r).await
+    }
+    async fn publish(&self, r: Request<PublishRequest>) -> Answer<PublishResponse> {
+        self.call("publish", r).await
+    }
+    async fn broadcast(&self, r: Request<BroadcastRequest>) -> Answer<BroadcastResponse> {
+        self.call("broadcast", r).await
+    }
+    async fn subscribe(&self, r: Request<SubscribeRequest>) -> Answer<SubscribeResponse> {
+        self.call("subscribe", r).await
+    }
+    async fn unsubscribe(&self, r: Request<UnsubscribeRequest>) -> Answer<UnsubscribeResponse> {
+        self.call("unsubscribe", r).await
+    }
+    async fn disconnect(&self, r: Request<DisconnectRequest>) -> Answer<DisconnectResponse> {
+        self.call("disconnect", r).await
+    }
+    async fn presence(&self, r: Request<PresenceRequest>) -> Answer<PresenceResponse> {
+        self.call("presence", r).await
+    }
+    async fn presence_stats(&self, r: Request<PresenceStatsRequest>) -> Answer<PresenceStatsResponse> {
+        self.call("presence_stats", r).await
+    }
+    async fn history(&self, r: Request<HistoryRequest>) -> Answer<HistoryResponse> {
+        self.call("history", r).await
+    }
+    async fn history_remove(&self, r: Request<HistoryRemoveRequest>) -> Answer<HistoryRemoveResponse> {
+        self.call("history_remove", r).await
+    }
+    async fn info(&self, r: Request<InfoRequest>) -> Answer<InfoResponse> {
+        self.call("info", r).await
+    }
+    async fn rpc(&self, r: Request<RpcRequest>) -> Answer<RpcResponse> {
+        self.call("rpc", r).await
+    }
+    async fn refresh(&self, r: Request<RefreshRequest>) -> Answer<RefreshResponse> {
+        self.call("refresh", r).await
+    }
+    async fn channels(&self, r: Request<ChannelsRequest>) -> Answer<ChannelsResponse> {
+        self.call("channels", r).await
+    }
+}
+
+/// A `<Method>Response`: an error or a result read from the HTTP API's JSON result.
+trait Response: Send + 'static {
+    type Result: for<'de> Deserialize<'de>;
+    fn new(error: Option<Error>, result: Option<Self::Result>) -> Self;
+}
+
+macro_rules! responses {
+    ($($name:ident($result:ty);)*) => {$(
+        impl Response for $name {
+            type Result = $result;
+            fn new(error: Option<Error>, result: Option<$result>) -> Self {
+                Self { error, result }
+            }
+        }
+    )*};
+}
+
+responses! {
+    PublishResponse(PublishResult);
+    BroadcastResponse(BroadcastResult);
+    SubscribeResponse(SubscribeResult);
+    UnsubscribeResponse(UnsubscribeResult);
+    DisconnectResponse(DisconnectResult);
+    PresenceResponse(PresenceResult);
+    PresenceStatsResponse(PresenceStatsResult);
+    HistoryResponse(HistoryResult);
+    HistoryRemoveResponse(HistoryRemoveResult);
+    InfoResponse(InfoResult);
+    RpcResponse(RpcResult);
+    RefreshResponse(RefreshResult);
+    ChannelsResponse(ChannelsResult);
+}
+
+impl Response for BatchResponse {
+    type Result = BatchResponse;
+    /// A batch that cannot run at all has no replies (the HTTP API answers such a batch with
+    /// an error Centrifugo's `BatchResponse` has no field for).
+    fn new(_error: Option<Error>, result: Option<BatchResponse>) -> Self {
+        result.unwrap_or_default()
+    }
+}
+
 /// The API method's JSON answer as the response message.
 async fn answer<Resp: Response>(node: &Arc<Node>, method: &str, params: &str) -> Resp {
     match crate::api::execute(node, method, params, "grpc").await {
@@ -158,6 +262,12 @@ async fn answer<Resp: Response>(node: &Arc<Node>, method: &str, params: &str) ->
         },
         Err(e) => Resp::new(Some(Error { code: e.code, message: e.message }), None),
     }
+}
+
+/// A JSON payload in a result as the bytes of its text (`data`, `conn_info` …).
+pub(crate) fn json_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+    Ok(raw.get().as_bytes().to_vec())
 }
 
 fn authorize(node: &Node, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {

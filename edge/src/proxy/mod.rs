@@ -4,6 +4,7 @@
 //! result, an error for the client, or a disconnect) decides what the client gets.
 
 pub mod grpc;
+pub mod proto;
 pub mod wire;
 
 use std::time::{Duration, Instant};
@@ -228,8 +229,8 @@ impl Proxies {
             Endpoint::Http { url, timeout } => (url, *timeout),
             Endpoint::Grpc { endpoint, channel, timeout } => {
                 let channel = channel.get_or_init(|| endpoint.connect_lazy()).clone();
-                let answer = grpc::call(channel, hook, &all, &serde_json::to_value(body)?, *timeout).await?;
-                let envelope: wire::Envelope<T> = serde_json::from_value(answer)?;
+                let answer = grpc::call(channel, hook, &all, body, *timeout).await?;
+                let envelope: wire::Envelope<T> = serde_json::from_str(&answer)?;
                 return Ok(envelope.into_answer());
             }
         };

@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use gyre_edge::grpc::messages::*;
+use gyre_tests::pb::api::*;
 use gyre_tests::pb::{self, PbClient};
 use gyre_tests::{token, Gyre, API_KEY};
 use serde_json::{json, Value};
@@ -58,10 +58,10 @@ async fn grpc_calls_act_on_real_clients() {
     assert_eq!(c.next_push().await["pub"]["data"], json!(2));
 
     let stats: PresenceStatsResponse =
-        call(&gyre, "PresenceStats", ChannelRequest { channel: "chat:g".into() }, Some(KEY)).await.unwrap();
+        call(&gyre, "PresenceStats", PresenceStatsRequest { channel: "chat:g".into() }, Some(KEY)).await.unwrap();
     assert_eq!(stats.result.map(|s| (s.num_clients, s.num_users)), Some((1, 1)));
     let presence: PresenceResponse =
-        call(&gyre, "Presence", ChannelRequest { channel: "chat:g".into() }, Some(KEY)).await.unwrap();
+        call(&gyre, "Presence", PresenceRequest { channel: "chat:g".into() }, Some(KEY)).await.unwrap();
     let who: Vec<String> = presence.result.unwrap().presence.into_values().map(|i| i.user).collect();
     assert_eq!(who, ["42"]);
 
@@ -87,10 +87,10 @@ async fn grpc_calls_act_on_real_clients() {
     // A server-side disconnect through gRPC closes the user's connection.
     let req = DisconnectRequest {
         user: "42".into(),
-        disconnect: Some(Disconnect { code: 4507, reason: "bye".into(), reconnect: false }),
+        disconnect: Some(Disconnect { code: 4507, reason: "bye".into() }),
         ..Default::default()
     };
-    let r: EmptyResponse = call(&gyre, "Disconnect", req, Some(KEY)).await.unwrap();
+    let r: DisconnectResponse = call(&gyre, "Disconnect", req, Some(KEY)).await.unwrap();
     assert_eq!(r.error, None);
     assert_eq!(c.closed().await.code, 4507);
 }
@@ -100,7 +100,7 @@ async fn batch_runs_commands_in_order_with_an_error_per_failed_one() {
     let gyre = start();
     let commands = vec![
         Command { publish: Some(publish("chat:batch", b"{\"n\":1}")), ..Default::default() },
-        Command { presence_stats: Some(ChannelRequest { channel: "chat:batch".into() }), ..Default::default() },
+        Command { presence_stats: Some(PresenceStatsRequest { channel: "chat:batch".into() }), ..Default::default() },
         Command { publish: Some(publish("nowhere:x", b"1")), ..Default::default() },
         Command::default(),
         Command {
@@ -126,7 +126,7 @@ async fn the_key_is_required_and_unknown_methods_are_unimplemented() {
     assert_eq!(denied.code(), Code::Unauthenticated);
     let wrong = call::<_, PublishResponse>(&gyre, "Publish", publish("chat:k", b"1"), Some("nope")).await.unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated);
-    let missing = call::<_, EmptyResponse>(&gyre, "BlockUser", InfoRequest {}, Some(KEY)).await.unwrap_err();
+    let missing = call::<_, InfoResponse>(&gyre, "BlockUser", InfoRequest {}, Some(KEY)).await.unwrap_err();
     assert_eq!(missing.code(), Code::Unimplemented);
 }
 
@@ -156,4 +156,50 @@ fn grpc_api_without_a_key_is_a_config_error() {
     std::fs::write(dir.path().join("c.json"), json!({"grpc_api": true}).to_string()).unwrap();
     let (ok, _, err) = gyre_tests::run_cli(&["checkconfig", "c.json"], dir.path());
     assert!(!ok && err.contains("c.json: key `grpc_api_key`: the gRPC API needs a key"), "{err}");
+}
+
+/// Key order, a number beyond 64 bits, a decimal's trailing zero, escapes and whitespace.
+const EXACT: &str = r#"{"zeta":1,"alpha":2,"big":123456789012345678901234567890,"f":1.10,"s":"\u00e9\n", "n": [ 1.0e2 ]}"#;
+
+#[tokio::test]
+async fn payloads_cross_the_grpc_api_byte_exact() {
+    let gyre = start();
+    let r: PublishResponse = call(&gyre, "Publish", publish("chat:exact", EXACT.as_bytes()), Some(KEY)).await.unwrap();
+    assert_eq!(r.error, None);
+
+    // Channel info given to a server-side subscription comes back in presence as it was.
+    let (mut c, _) = gyre.connected("42").await;
+    let req = SubscribeRequest {
+        channel: "chat:exact-info".into(),
+        user: "42".into(),
+        info: EXACT.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    let r: SubscribeResponse = call(&gyre, "Subscribe", req, Some(KEY)).await.unwrap();
+    assert_eq!(r.error, None);
+    assert_eq!(c.next_push().await["channel"], "chat:exact-info");
+    let req = PresenceRequest { channel: "chat:exact-info".into() };
+    let presence: PresenceResponse = call(&gyre, "Presence", req, Some(KEY)).await.unwrap();
+    let infos: Vec<Vec<u8>> = presence.result.expect("presence").presence.into_values().map(|i| i.chan_info).collect();
+    assert_eq!(infos, [EXACT.as_bytes().to_vec()]);
+
+    // Through the gRPC history and a batch of it, and the HTTP API's history.
+    let history = || HistoryRequest { channel: "chat:exact".into(), limit: 10, ..Default::default() };
+    let r: HistoryResponse = call(&gyre, "History", history(), Some(KEY)).await.unwrap();
+    assert_eq!(r.result.expect("history").publications[0].data, EXACT.as_bytes());
+    let batch = BatchRequest { commands: vec![Command { history: Some(history()), ..Default::default() }], parallel: false };
+    let r: BatchResponse = call(&gyre, "Batch", batch, Some(KEY)).await.unwrap();
+    assert_eq!(r.replies[0].history.as_ref().expect("history reply").publications[0].data, EXACT.as_bytes());
+    let reply = gyre
+        .http()
+        .post(format!("{}/history", gyre.api_url()))
+        .header("X-API-Key", API_KEY)
+        .body(r#"{"channel":"chat:exact","limit":10}"#)
+        .send()
+        .await
+        .expect("history over HTTP")
+        .text()
+        .await
+        .expect("reply text");
+    assert!(reply.contains(&format!(r#""data":{EXACT}"#)), "HTTP history rewrote the payload: {reply}");
 }

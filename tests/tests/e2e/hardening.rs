@@ -192,7 +192,7 @@ async fn a_grpc_request_over_the_size_limit_is_resource_exhausted() {
         http::uri::PathAndQuery::from_str(&format!("/centrifugal.centrifugo.api.CentrifugoApi/{m}")).expect("path")
     };
     let request = |data: Vec<u8>| {
-        let mut r = tonic::Request::new(gyre_edge::grpc::messages::PublishRequest {
+        let mut r = tonic::Request::new(gyre_tests::pb::api::PublishRequest {
             channel: "chat:g".into(),
             data,
             ..Default::default()
@@ -200,7 +200,7 @@ async fn a_grpc_request_over_the_size_limit_is_resource_exhausted() {
         r.metadata_mut().insert("authorization", format!("apikey {API_KEY}").parse().expect("metadata"));
         r
     };
-    let codec = || tonic_prost::ProstCodec::<_, gyre_edge::grpc::messages::PublishResponse>::default();
+    let codec = || tonic_prost::ProstCodec::<_, gyre_tests::pb::api::PublishResponse>::default();
     grpc.ready().await.expect("ready");
     let err = grpc.unary(request(vec![b'1'; 5000]), path("Publish"), codec()).await.expect_err("refused");
     assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");

@@ -1,17 +1,14 @@
 //! Backend proxies over gRPC (`grpc://` endpoints): a real gRPC backend (tonic, Centrifugo's
 //! `CentrifugoProxy` service) decides connects, subscribes, publishes, refreshes and RPC.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
-use gyre_edge::proxy::grpc::*;
+use gyre_tests::pb::proxy::centrifugo_proxy_server::{CentrifugoProxy, CentrifugoProxyServer};
+use gyre_tests::pb::proxy::*;
 use gyre_tests::{base_config, Gyre, WsClient};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tonic::body::Body;
+use tonic::{Request, Response, Status};
 
 /// Hook name and the `cookie` metadata of a call the backend received.
 type Call = (String, Option<String>);
@@ -21,8 +18,13 @@ struct Backend {
     seen: Arc<Mutex<Vec<Call>>>,
 }
 
-impl tonic::server::NamedService for Backend {
-    const NAME: &'static str = "centrifugal.centrifugo.proxy.CentrifugoProxy";
+impl Backend {
+    /// Records the call and hands over its message.
+    fn seen<T>(&self, hook: &str, request: Request<T>) -> T {
+        let cookie = request.metadata().get("cookie").and_then(|v| v.to_str().ok()).map(str::to_string);
+        self.seen.lock().unwrap().push((hook.to_string(), cookie));
+        request.into_inner()
+    }
 }
 
 fn json_of(bytes: &[u8]) -> Value {
@@ -33,113 +35,77 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-async fn unary<Req, R>(
-    backend: Backend,
-    hook: &'static str,
-    req: http::Request<Body>,
-    answer: fn(Req) -> Response<R>,
-) -> http::Response<Body>
-where
-    Req: prost::Message + Default + Send + 'static,
-    R: prost::Message + Default + std::fmt::Debug + Send + 'static,
-{
-    let service = tower::service_fn(move |request: tonic::Request<Req>| {
-        let cookie = request.metadata().get("cookie").and_then(|v| v.to_str().ok()).map(str::to_string);
-        backend.seen.lock().unwrap().push((hook.to_string(), cookie));
-        async move { Ok::<_, tonic::Status>(tonic::Response::new(answer(request.into_inner()))) }
-    });
-    tonic::server::Grpc::new(tonic_prost::ProstCodec::<Response<R>, Req>::default()).unary(service, req).await
-}
+type Answer<T> = Result<Response<T>, Status>;
 
-fn ok<R: prost::Message + Default + std::fmt::Debug>(result: R) -> Response<R> {
-    Response { result: Some(result), error: None, disconnect: None }
-}
-
-impl tower::Service<http::Request<Body>> for Backend {
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+#[tonic::async_trait]
+impl CentrifugoProxy for Backend {
+    /// The client names its fate in the connect data.
+    async fn connect(&self, request: Request<ConnectRequest>) -> Answer<ConnectResponse> {
+        let r = self.seen("connect", request);
+        let data = json_of(&r.data);
+        Ok(Response::new(match data["do"].as_str() {
+            Some("disconnect") => ConnectResponse {
+                disconnect: Some(Disconnect { code: 4501, reason: "go away".into() }),
+                ..Default::default()
+            },
+            Some("error") => ConnectResponse {
+                error: Some(Error { code: 1000, message: "custom".into(), temporary: false }),
+                ..Default::default()
+            },
+            _ => ConnectResponse {
+                result: Some(ConnectResult {
+                    user: data["user"].as_str().unwrap_or_default().into(),
+                    data: br#"{"welcome":"grpc"}"#.to_vec(),
+                    info: format!(r#"{{"transport":"{}"}}"#, r.transport).into_bytes(),
+                    expire_at: data["ttl"].as_i64().map_or(0, |t| now() + t),
+                    channels: vec!["chat:gp".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        }))
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let backend = self.clone();
-        Box::pin(async move {
-            let method = req.uri().path().rsplit('/').next().unwrap_or_default().to_string();
-            Ok(match method.as_str() {
-                // The client names its fate in the connect data.
-                "Connect" => {
-                    unary(backend, "connect", req, |r: ConnectRequest| {
-                        let data = json_of(&r.data);
-                        match data["do"].as_str() {
-                            Some("disconnect") => Response {
-                                disconnect: Some(Disconnect { code: 4501, reason: "go away".into(), reconnect: false }),
-                                ..Default::default()
-                            },
-                            Some("error") => Response {
-                                error: Some(Error { code: 1000, message: "custom".into(), temporary: false }),
-                                ..Default::default()
-                            },
-                            _ => ok(ConnectResult {
-                                user: data["user"].as_str().unwrap_or_default().into(),
-                                data: br#"{"welcome":"grpc"}"#.to_vec(),
-                                info: format!(r#"{{"transport":"{}"}}"#, r.transport).into_bytes(),
-                                expire_at: data["ttl"].as_i64().map_or(0, |t| now() + t),
-                                channels: vec!["chat:gp".into()],
-                                ..Default::default()
-                            }),
-                        }
-                    })
-                    .await
-                }
-                "Refresh" => {
-                    unary(backend, "refresh", req, |_: RefreshRequest| {
-                        ok(RefreshResult { expired: true, ..Default::default() })
-                    })
-                    .await
-                }
-                "Subscribe" => {
-                    unary(backend, "subscribe", req, |r: SubscribeRequest| {
-                        ok(SubscribeResult {
-                            data: json!({"hello": r.channel, "user": r.user}).to_string().into_bytes(),
-                            info: br#"{"sub":true}"#.to_vec(),
-                            expire_at: if r.channel.ends_with("exp") { now() + 2 } else { 0 },
-                            ..Default::default()
-                        })
-                    })
-                    .await
-                }
-                "SubRefresh" => {
-                    unary(backend, "sub_refresh", req, |_: SubRefreshRequest| {
-                        ok(RefreshResult { expired: true, ..Default::default() })
-                    })
-                    .await
-                }
-                "Publish" => {
-                    unary(backend, "publish", req, |r: PublishRequest| {
-                        let n = json_of(&r.data)["n"].clone();
-                        ok(PublishResult {
-                            data: json!({"rewritten": n}).to_string().into_bytes(),
-                            ..Default::default()
-                        })
-                    })
-                    .await
-                }
-                "RPC" => {
-                    unary(backend, "rpc", req, |r: RpcRequest| match r.method.as_str() {
-                        "echo" => ok(RpcResult { data: r.data, ..Default::default() }),
-                        _ => Response {
-                            error: Some(Error { code: 104, message: "method not found".into(), temporary: false }),
-                            ..Default::default()
-                        },
-                    })
-                    .await
-                }
-                _ => tonic::Status::unimplemented("not here").into_http(),
-            })
-        })
+    async fn refresh(&self, request: Request<RefreshRequest>) -> Answer<RefreshResponse> {
+        self.seen("refresh", request);
+        let result = RefreshResult { expired: true, ..Default::default() };
+        Ok(Response::new(RefreshResponse { result: Some(result), ..Default::default() }))
+    }
+
+    async fn subscribe(&self, request: Request<SubscribeRequest>) -> Answer<SubscribeResponse> {
+        let r = self.seen("subscribe", request);
+        let result = SubscribeResult {
+            data: json!({"hello": r.channel, "user": r.user}).to_string().into_bytes(),
+            info: br#"{"sub":true}"#.to_vec(),
+            expire_at: if r.channel.ends_with("exp") { now() + 2 } else { 0 },
+            ..Default::default()
+        };
+        Ok(Response::new(SubscribeResponse { result: Some(result), ..Default::default() }))
+    }
+
+    async fn sub_refresh(&self, request: Request<SubRefreshRequest>) -> Answer<SubRefreshResponse> {
+        self.seen("sub_refresh", request);
+        let result = SubRefreshResult { expired: true, ..Default::default() };
+        Ok(Response::new(SubRefreshResponse { result: Some(result), ..Default::default() }))
+    }
+
+    async fn publish(&self, request: Request<PublishRequest>) -> Answer<PublishResponse> {
+        let r = self.seen("publish", request);
+        let n = json_of(&r.data)["n"].clone();
+        let result = PublishResult { data: json!({"rewritten": n}).to_string().into_bytes(), ..Default::default() };
+        Ok(Response::new(PublishResponse { result: Some(result), ..Default::default() }))
+    }
+
+    /// `echo` answers the request's data bytes as they came.
+    async fn rpc(&self, request: Request<RpcRequest>) -> Answer<RpcResponse> {
+        let r = self.seen("rpc", request);
+        Ok(Response::new(match r.method.as_str() {
+            "echo" => RpcResponse { result: Some(RpcResult { data: r.data, ..Default::default() }), ..Default::default() },
+            _ => RpcResponse {
+                error: Some(Error { code: 104, message: "method not found".into(), temporary: false }),
+                ..Default::default()
+            },
+        }))
     }
 }
 
@@ -151,7 +117,7 @@ async fn backend() -> (Backend, String) {
     let service = backend.clone();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
-            .add_service(service)
+            .add_service(CentrifugoProxyServer::new(service))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
             .await
     });
