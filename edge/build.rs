@@ -22,7 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let api = ".centrifugal.centrifugo.api";
     let mut build = builder().build_server(true).type_attribute(api, "#[derive(serde::Deserialize)] #[serde(default)]");
     for field in API_PAYLOADS {
-        build = build.field_attribute(format!("{api}.{field}"), r#"#[serde(deserialize_with = "crate::grpc::json_bytes")]"#);
+        build = build
+            .field_attribute(format!("{api}.{field}"), r#"#[serde(deserialize_with = "crate::grpc::json_bytes")]"#);
     }
     compile("api.proto", build)?;
 

@@ -183,7 +183,8 @@ pub async fn run(config: Config, path: Option<std::path::PathBuf>) -> anyhow::Re
     }
     if config.uni_grpc {
         let socket = bind(&config.uni_grpc_address, config.uni_grpc_port, "uni_grpc_port", "uni grpc").await?;
-        let service = crate::grpc::routes(crate::grpc::Routed(crate::transport::uni_grpc::UniStream::new(node.clone())));
+        let service =
+            crate::grpc::routes(crate::grpc::Routed(crate::transport::uni_grpc::UniStream::new(node.clone())));
         let spec = Spec::client("uni_grpc", Protocol::Http2, &config);
         grpc_tasks.push(tokio::spawn(listener::serve(
             socket,

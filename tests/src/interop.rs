@@ -33,6 +33,9 @@ fn env_for(gyre: &Gyre) -> Vec<(&'static str, String)> {
         // The tests give the gRPC API the HTTP API's key.
         env.extend([("GYRE_GRPC_ADDR", addr.clone()), ("GYRE_GRPC_KEY", API_KEY.to_string())]);
     }
+    if let Some(addr) = &gyre.uni_grpc_addr {
+        env.push(("GYRE_UNI_GRPC_ADDR", addr.clone()));
+    }
     env
 }
 

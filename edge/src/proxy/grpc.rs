@@ -103,29 +103,32 @@ impl ToJson for ConnectResult {
 
 impl ToJson for RefreshResult {
     fn to_json(&self) -> Object {
-        let out = Object::new()
-            .field("expired", &self.expired)
-            .field("expire_at", &self.expire_at)
-            .payload("info", &self.info, &self.b64info);
+        let out = Object::new().field("expired", &self.expired).field("expire_at", &self.expire_at).payload(
+            "info",
+            &self.info,
+            &self.b64info,
+        );
         meta(out, &self.meta)
     }
 }
 
 impl ToJson for SubRefreshResult {
     fn to_json(&self) -> Object {
-        Object::new()
-            .field("expired", &self.expired)
-            .field("expire_at", &self.expire_at)
-            .payload("info", &self.info, &self.b64info)
+        Object::new().field("expired", &self.expired).field("expire_at", &self.expire_at).payload(
+            "info",
+            &self.info,
+            &self.b64info,
+        )
     }
 }
 
 impl ToJson for SubscribeResult {
     fn to_json(&self) -> Object {
-        let out = Object::new()
-            .field("expire_at", &self.expire_at)
-            .payload("info", &self.info, &self.b64info)
-            .payload("data", &self.data, &self.b64data);
+        let out = Object::new().field("expire_at", &self.expire_at).payload("info", &self.info, &self.b64info).payload(
+            "data",
+            &self.data,
+            &self.b64data,
+        );
         overrides(out, &self.r#override)
     }
 }

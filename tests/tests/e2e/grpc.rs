@@ -159,7 +159,8 @@ fn grpc_api_without_a_key_is_a_config_error() {
 }
 
 /// Key order, a number beyond 64 bits, a decimal's trailing zero, escapes and whitespace.
-const EXACT: &str = r#"{"zeta":1,"alpha":2,"big":123456789012345678901234567890,"f":1.10,"s":"\u00e9\n", "n": [ 1.0e2 ]}"#;
+const EXACT: &str =
+    r#"{"zeta":1,"alpha":2,"big":123456789012345678901234567890,"f":1.10,"s":"\u00e9\n", "n": [ 1.0e2 ]}"#;
 
 #[tokio::test]
 async fn payloads_cross_the_grpc_api_byte_exact() {
@@ -187,7 +188,8 @@ async fn payloads_cross_the_grpc_api_byte_exact() {
     let history = || HistoryRequest { channel: "chat:exact".into(), limit: 10, ..Default::default() };
     let r: HistoryResponse = call(&gyre, "History", history(), Some(KEY)).await.unwrap();
     assert_eq!(r.result.expect("history").publications[0].data, EXACT.as_bytes());
-    let batch = BatchRequest { commands: vec![Command { history: Some(history()), ..Default::default() }], parallel: false };
+    let batch =
+        BatchRequest { commands: vec![Command { history: Some(history()), ..Default::default() }], parallel: false };
     let r: BatchResponse = call(&gyre, "Batch", batch, Some(KEY)).await.unwrap();
     assert_eq!(r.replies[0].history.as_ref().expect("history reply").publications[0].data, EXACT.as_bytes());
     let reply = gyre

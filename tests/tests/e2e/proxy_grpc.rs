@@ -100,7 +100,9 @@ impl CentrifugoProxy for Backend {
     async fn rpc(&self, request: Request<RpcRequest>) -> Answer<RpcResponse> {
         let r = self.seen("rpc", request);
         Ok(Response::new(match r.method.as_str() {
-            "echo" => RpcResponse { result: Some(RpcResult { data: r.data, ..Default::default() }), ..Default::default() },
+            "echo" => {
+                RpcResponse { result: Some(RpcResult { data: r.data, ..Default::default() }), ..Default::default() }
+            }
             _ => RpcResponse {
                 error: Some(Error { code: 104, message: "method not found".into(), temporary: false }),
                 ..Default::default()

@@ -256,3 +256,10 @@ async fn uni_grpc_streams_protobuf_pushes_and_recovers_from_the_request() {
     assert_eq!((last.code, last.reason.as_str()), (3501, "token expired"));
     assert!(next_grpc_push(&mut ended).await.is_none());
 }
+
+#[tokio::test]
+async fn centrifuge_python_protocol_reads_the_uni_grpc_stream() {
+    let gyre = Gyre::start(json!({"uni_grpc": true, "uni_grpc_port": 0}));
+    let out = gyre_tests::interop::run_py(&gyre, "uni_grpc.py").await;
+    assert!(out.contains("uni_grpc: 2 passed, 0 failed"), "{out}");
+}
