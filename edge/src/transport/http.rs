@@ -229,14 +229,19 @@ pub async fn uni_sse(
     }
 }
 
-/// A unidirectional client's connect request (JSON; empty means `{}`) as a connect command.
+/// A unidirectional client's connect request (a JSON object; empty means `{}`) as a connect
+/// command, its text kept as it is (the `data` payload stays byte-exact).
 pub fn uni_connect_command(request: &[u8]) -> Option<Bytes> {
-    let request: serde_json::Value = if request.iter().all(u8::is_ascii_whitespace) {
-        serde_json::json!({})
+    let text = if request.iter().all(u8::is_ascii_whitespace) {
+        "{}"
     } else {
-        serde_json::from_slice(request).ok()?
+        let raw: &serde_json::value::RawValue = serde_json::from_slice(request).ok()?;
+        raw.get()
     };
-    request.is_object().then(|| Bytes::from(serde_json::json!({"id": 1, "connect": request}).to_string()))
+    // Raw newlines in valid JSON are whitespace; the command must stay one line of the JSON
+    // protocol.
+    let text = text.replace(['\n', '\r'], " ");
+    text.starts_with('{').then(|| Bytes::from(format!(r#"{{"id":1,"connect":{text}}}"#)))
 }
 
 /// Starts a session for a stream and returns the streaming response.

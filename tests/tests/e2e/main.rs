@@ -12,6 +12,7 @@ mod config_watch;
 mod cors;
 mod delta;
 mod emulation;
+mod exact;
 mod faults;
 mod filters;
 mod grpc;

@@ -167,6 +167,26 @@ async fn history_api_and_remove_keep_positions_on_nats() {
 }
 
 #[tokio::test]
+async fn payloads_cross_nodes_and_jetstream_history_byte_exact() {
+    let nats = NatsServer::start();
+    let nodes = nodes(&nats.url(), 2, json!({})).await;
+    let (mut remote, _) = subscribed(&nodes[1], "1", "chat:exact", json!({})).await;
+    let exact = crate::exact::EXACT;
+    let text = |method: &str, body: String| {
+        let req =
+            nodes[0].http().post(format!("{}/{method}", nodes[0].api_url())).header("X-API-Key", gyre_tests::API_KEY);
+        async move { req.body(body).send().await.expect("api request").text().await.expect("reply text") }
+    };
+    let published = text("publish", format!(r#"{{"channel":"chat:exact","data":{exact}}}"#)).await;
+    assert!(published.contains(r#""offset":1"#), "{published}");
+    let wanted = format!(r#""data":{exact}"#);
+    assert_eq!(remote.next_push().await["pub"]["offset"], 1);
+    assert!(remote.frames.iter().any(|f| f.contains(&wanted)), "the other node's subscriber: {:?}", remote.frames);
+    let history = text("history", r#"{"channel":"chat:exact","limit":10}"#.to_string()).await;
+    assert!(history.contains(&wanted), "JetStream history: {history}");
+}
+
+#[tokio::test]
 async fn presence_and_join_leave_span_nodes() {
     let nats = NatsServer::start();
     let edges = nodes(&nats.url(), 2, json!({})).await;

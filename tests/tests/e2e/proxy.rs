@@ -48,12 +48,8 @@ fn now() -> i64 {
 }
 
 /// The application's answers, chosen by what the client sent (see each hook).
-async fn answer(
-    State(backend): State<Backend>,
-    Path(hook): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
+async fn answer(State(backend): State<Backend>, Path(hook): Path<String>, headers: HeaderMap, raw: String) -> Response {
+    let body: Value = serde_json::from_str(&raw).unwrap_or_default();
     let calls = {
         let mut seen = backend.seen.lock().unwrap();
         seen.push(Seen { hook: hook.clone(), headers, body: body.clone() });
@@ -108,6 +104,17 @@ async fn answer(
         "rpc" => match body["method"].as_str().unwrap_or_default() {
             "echo" if body.get("b64data").is_some() => json!({"result": {"b64data": body["b64data"]}}),
             "echo" => json!({"result": {"data": data}}),
+            // The data's own text back, to see that bytes cross the proxy unchanged.
+            "echo_raw" => {
+                #[derive(serde::Deserialize)]
+                struct Raw<'a> {
+                    #[serde(borrow)]
+                    data: &'a serde_json::value::RawValue,
+                }
+                let Ok(r) = serde_json::from_str::<Raw>(&raw) else { return StatusCode::BAD_REQUEST.into_response() };
+                let text = format!(r#"{{"result":{{"data":{}}}}}"#, r.data.get());
+                return ([(axum::http::header::CONTENT_TYPE, "application/json")], text).into_response();
+            }
             "fail" => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             _ => json!({"error": {"code": 104, "message": "method not found"}}),
         },
@@ -303,6 +310,11 @@ async fn rpc_proxy_answers_client_rpc() {
     let (mut c, _) = gyre.connected("42").await;
     let echo = c.command(json!({"rpc": {"method": "echo", "data": {"x": 1}}})).await;
     assert_eq!(echo["rpc"]["data"], json!({"x": 1}), "{echo}");
+    // Payload bytes cross the HTTP proxy both ways unchanged.
+    let exact = crate::exact::EXACT;
+    c.send_text(&format!(r#"{{"id":90,"rpc":{{"method":"echo_raw","data":{exact}}}}}"#)).await;
+    assert!(c.reply_to(90).await["rpc"].is_object());
+    assert!(c.frames.iter().any(|f| f.contains(&format!(r#""data":{exact}"#))), "{:?}", c.frames);
     let unknown = c.command(json!({"rpc": {"method": "nope"}})).await;
     assert_eq!(unknown["error"], json!({"code": 104, "message": "method not found"}));
     let failed = c.command(json!({"rpc": {"method": "fail"}})).await;

@@ -160,6 +160,11 @@ async fn a_grpc_backend_decides_through_centrifugos_proxy_service() {
 
     let echo = c.command(json!({"rpc": {"method": "echo", "data": {"x": 1}}})).await;
     assert_eq!(echo["rpc"]["data"], json!({"x": 1}), "{echo}");
+    // Payload bytes cross the gRPC proxy both ways unchanged.
+    let exact = crate::exact::EXACT;
+    c.send_text(&format!(r#"{{"id":90,"rpc":{{"method":"echo","data":{exact}}}}}"#)).await;
+    assert!(c.reply_to(90).await["rpc"].is_object());
+    assert!(c.frames.iter().any(|f| f.contains(&format!(r#""data":{exact}"#))), "{:?}", c.frames);
     let unknown = c.command(json!({"rpc": {"method": "nope"}})).await;
     assert_eq!(unknown["error"]["code"], 104);
 
