@@ -213,7 +213,9 @@ async fn replies_and_pushes_are_batched_into_frames() {
         }
     }
     let frames = c.frames.len() - before;
-    assert!(frames < 2 * n as usize, "{frames} frames for {} messages: nothing was batched", 2 * n);
+    // One incoming frame's replies and pushes leave together (measured: all 400 in one frame);
+    // fewer than ten messages per frame on average means batching broke.
+    assert!(frames * 10 <= 2 * n as usize, "{frames} frames for {} messages: hardly anything was batched", 2 * n);
 }
 
 #[tokio::test]
