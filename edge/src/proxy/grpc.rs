@@ -172,9 +172,21 @@ pub async fn call(
     let text = serde_json::to_string(body)?;
     let v: Fields<'_> = serde_json::from_str(&text)?;
     let mut client = CentrifugoProxyClient::new(channel);
+    // `req!(Type { fields })`: the hook's message with the fields every request starts with,
+    // as a call with the deadline and metadata.
     macro_rules! req {
-        ($message:expr) => {
-            request($message, metadata, timeout)
+        ($t:ident { $($rest:tt)* }) => {
+            request(
+                $t {
+                    client: v.client.clone(),
+                    transport: v.transport.clone(),
+                    protocol: v.protocol.clone(),
+                    encoding: v.encoding.clone(),
+                    $($rest)*
+                },
+                metadata,
+                timeout,
+            )
         };
     }
     let call = async {
@@ -182,10 +194,6 @@ pub async fn call(
             Hook::Connect => {
                 let r = client
                     .connect(req!(ConnectRequest {
-                        client: v.client.clone(),
-                        transport: v.transport.clone(),
-                        protocol: v.protocol.clone(),
-                        encoding: v.encoding.clone(),
                         data: v.data(),
                         name: v.name.clone(),
                         version: v.version.clone(),
@@ -196,26 +204,13 @@ pub async fn call(
                 envelope(r.result.as_ref().map(|r| r as &dyn ToJson), r.error, r.disconnect)
             }
             Hook::Refresh => {
-                let r = client
-                    .refresh(req!(RefreshRequest {
-                        client: v.client.clone(),
-                        transport: v.transport.clone(),
-                        protocol: v.protocol.clone(),
-                        encoding: v.encoding.clone(),
-                        user: v.user.clone(),
-                        meta: v.meta(),
-                    }))
-                    .await?
-                    .into_inner();
+                let r =
+                    client.refresh(req!(RefreshRequest { user: v.user.clone(), meta: v.meta() })).await?.into_inner();
                 envelope(r.result.as_ref().map(|r| r as &dyn ToJson), r.error, r.disconnect)
             }
             Hook::Subscribe => {
                 let r = client
                     .subscribe(req!(SubscribeRequest {
-                        client: v.client.clone(),
-                        transport: v.transport.clone(),
-                        protocol: v.protocol.clone(),
-                        encoding: v.encoding.clone(),
                         user: v.user.clone(),
                         channel: v.channel.clone(),
                         meta: v.meta(),
@@ -229,10 +224,6 @@ pub async fn call(
             Hook::Publish => {
                 let r = client
                     .publish(req!(PublishRequest {
-                        client: v.client.clone(),
-                        transport: v.transport.clone(),
-                        protocol: v.protocol.clone(),
-                        encoding: v.encoding.clone(),
                         user: v.user.clone(),
                         channel: v.channel.clone(),
                         data: v.data(),
@@ -246,10 +237,6 @@ pub async fn call(
             Hook::Rpc => {
                 let r = client
                     .rpc(req!(RpcRequest {
-                        client: v.client.clone(),
-                        transport: v.transport.clone(),
-                        protocol: v.protocol.clone(),
-                        encoding: v.encoding.clone(),
                         user: v.user.clone(),
                         method: v.method.clone(),
                         data: v.data(),
@@ -263,10 +250,6 @@ pub async fn call(
             Hook::SubRefresh => {
                 let r = client
                     .sub_refresh(req!(SubRefreshRequest {
-                        client: v.client.clone(),
-                        transport: v.transport.clone(),
-                        protocol: v.protocol.clone(),
-                        encoding: v.encoding.clone(),
                         user: v.user.clone(),
                         channel: v.channel.clone(),
                         meta: v.meta(),
