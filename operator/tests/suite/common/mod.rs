@@ -53,10 +53,17 @@ pub fn golden(name: &str, actual: &str) {
 }
 
 /// Checks that the committed file at `path` (from the repository root) is exactly `actual`,
-/// what the code generates; `GYRE_UPDATE_GOLDEN=1` rewrites it instead (review the diff).
+/// what the code generates; `GYRE_UPDATE_GOLDEN=1` rewrites it instead (review the diff), except
+/// under CI (`CI` set), where that is refused.
 pub fn in_sync(path: &str, actual: &str) {
     let path = repo_root().join(path);
     if std::env::var_os("GYRE_UPDATE_GOLDEN").is_some() {
+        // Under CI a rewrite would make the comparison pass whatever the code generates.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "GYRE_UPDATE_GOLDEN is refused under CI: {} must be compared, not rewritten",
+            path.display()
+        );
         std::fs::write(&path, actual).expect("write golden file");
         return;
     }
