@@ -116,8 +116,9 @@ where
 /// The server API as the generated tonic service, its request bodies bounded by the node's
 /// limits.
 pub fn api_service(node: Arc<Node>) -> Bounded<CentrifugoApiServer<Api>> {
-    let limit = node.config().grpc_api_max_receive_message_size;
-    let inner = CentrifugoApiServer::new(Api { node: node.clone() }).max_decoding_message_size(limit);
+    // `Bounded` has read the body under the limit in force (reloads change it), so the codec
+    // needs no limit of its own.
+    let inner = CentrifugoApiServer::new(Api { node: node.clone() }).max_decoding_message_size(usize::MAX);
     Bounded { inner, node }
 }
 

@@ -163,7 +163,7 @@ async fn metrics_count_connections_messages_and_api_calls() {
 #[tokio::test]
 async fn api_replies_carry_payloads_byte_exact() {
     let gyre = Gyre::start(json!({}));
-    let data = r#"{"zeta":1,"alpha":2,"big":123456789012345678901234567890,"f":1.10,"s":"\u00e9\n", "n": [ 1.0e2 ]}"#;
+    let data = crate::exact::EXACT;
     let post = |path: String, body: String| {
         let req = gyre.http().post(path).header("X-API-Key", API_KEY).body(body);
         async move {

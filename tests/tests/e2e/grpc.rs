@@ -9,6 +9,8 @@ use gyre_tests::{token, Gyre, API_KEY};
 use serde_json::{json, Value};
 use tonic::Code;
 
+use crate::exact::EXACT;
+
 /// The tests give the gRPC API the HTTP API's key (the interop scripts read it so).
 const KEY: &str = API_KEY;
 
@@ -157,10 +159,6 @@ fn grpc_api_without_a_key_is_a_config_error() {
     let (ok, _, err) = gyre_tests::run_cli(&["checkconfig", "c.json"], dir.path());
     assert!(!ok && err.contains("c.json: key `grpc_api_key`: the gRPC API needs a key"), "{err}");
 }
-
-/// Key order, a number beyond 64 bits, a decimal's trailing zero, escapes and whitespace.
-const EXACT: &str =
-    r#"{"zeta":1,"alpha":2,"big":123456789012345678901234567890,"f":1.10,"s":"\u00e9\n", "n": [ 1.0e2 ]}"#;
 
 #[tokio::test]
 async fn payloads_cross_the_grpc_api_byte_exact() {
