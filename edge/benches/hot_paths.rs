@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use gyre_edge::connection::{Batch, ClientHandle, Outbox};
 use gyre_edge::node::hub::{Hub, Subscriber};
 use gyre_edge::protocol::{json, proto, Encoding, Payload, Publication, Push, PushBody, Reply, StreamPosition};
-use gyre_edge::session::{Batch, ClientHandle, Outbox};
 use prost::Message as _;
 
 fn protocol(c: &mut Criterion) {

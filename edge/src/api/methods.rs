@@ -8,11 +8,11 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use crate::auth::SubOverride;
+use crate::internode::ServerSubscribe;
+use crate::internode::{Target, UserCommand};
 use crate::node::channels::wildcard_match;
-use crate::node::cluster::{Target, UserCommand};
 use crate::node::{Node, PublishParams};
 use crate::protocol::{Disconnect, ErrorCode, Payload, StreamPosition};
-use crate::session::ServerSubscribe;
 
 /// A method's result as JSON text: payloads inside it (publication data, info) are the bytes
 /// they arrived as, never re-parsed into a `serde_json::Value` (which would reorder keys and

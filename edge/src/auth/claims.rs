@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::internode::SubOverride;
 use crate::protocol::Payload;
 
 /// Claims of a connection token; unknown claims are ignored.
@@ -65,43 +66,6 @@ pub struct SubOptions {
     pub b64data: Option<String>,
     #[serde(rename = "override")]
     pub overrides: Option<SubOverride>,
-}
-
-/// Channel options a token may force for one subscription (`{"value": bool}` each).
-#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
-#[serde(default)]
-pub struct SubOverride {
-    pub presence: Option<BoolValue>,
-    pub join_leave: Option<BoolValue>,
-    pub force_push_join_leave: Option<BoolValue>,
-    pub force_recovery: Option<BoolValue>,
-    pub force_positioning: Option<BoolValue>,
-}
-
-#[derive(Debug, Default, Clone, Copy, Deserialize, serde::Serialize)]
-pub struct BoolValue {
-    pub value: bool,
-}
-
-impl SubOverride {
-    /// Applies the overrides to a namespace's options.
-    pub fn apply(&self, o: &mut crate::config::ChannelOptions) {
-        if let Some(v) = self.presence {
-            o.presence = v.value;
-        }
-        if let Some(v) = self.join_leave {
-            o.join_leave = v.value;
-        }
-        if let Some(v) = self.force_push_join_leave {
-            o.force_push_join_leave = v.value;
-        }
-        if let Some(v) = self.force_recovery {
-            o.force_recovery = v.value && o.history_enabled();
-        }
-        if let Some(v) = self.force_positioning {
-            o.force_positioning = v.value && o.history_enabled();
-        }
-    }
 }
 
 impl ConnectClaims {

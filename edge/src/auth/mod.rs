@@ -5,7 +5,8 @@ mod claims;
 mod jwks;
 pub mod times;
 
-pub use claims::{BoolValue, ConnectClaims, SubOptions, SubOverride, SubscribeClaims};
+pub use crate::internode::{BoolValue, SubOverride};
+pub use claims::{ConnectClaims, SubOptions, SubscribeClaims};
 pub use times::unix_now;
 
 use std::sync::Arc;

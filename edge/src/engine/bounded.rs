@@ -16,7 +16,7 @@ use prometheus::{HistogramVec, IntCounterVec};
 
 use super::{Broker, EngineError, HistoryQuery, PresenceManager, PublishOptions};
 use crate::config::Config;
-use crate::node::cluster::{NodeInfo, UserCommand};
+use crate::internode::{NodeInfo, UserCommand};
 use crate::protocol::{ClientInfo, Publication, StreamPosition};
 
 /// The engine as the node sees it: the inner broker and presence manager behind deadlines.

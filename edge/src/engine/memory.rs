@@ -12,7 +12,7 @@ use rand::distr::{Alphabetic, SampleString};
 use super::{
     Broker, BrokerEventHandler, EngineError, HistoryQuery, PresenceManager, PublishOptions, IDEMPOTENCY_WINDOW,
 };
-use crate::node::cluster::{NodeInfo, UserCommand};
+use crate::internode::{NodeInfo, UserCommand};
 use crate::protocol::{ClientInfo, Publication, StreamPosition};
 
 const SHARDS: usize = 64;
@@ -305,7 +305,7 @@ impl PresenceManager for MemoryPresence {
 mod tests {
     use super::*;
     use crate::engine::HistoryOptions;
-    use crate::node::cluster::{NodeInfo, UserCommand};
+    use crate::internode::{NodeInfo, UserCommand};
     use crate::protocol::{ClientInfo, Payload};
 
     struct Quiet;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::node::cluster::{NodeInfo, UserCommand};
+use crate::internode::{NodeInfo, UserCommand};
 use crate::protocol::{ClientInfo, Publication, StreamPosition};
 
 /// An engine failure; surfaces to clients as error 100 (internal, temporary).

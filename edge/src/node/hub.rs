@@ -10,10 +10,10 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use super::delta;
+use crate::connection::{ClientHandle, Control};
 use crate::protocol::{
     ClientInfo, Encoding, FilterNode, JoinLeave, Payload, Publication, Push, PushBody, Reply, StreamPosition,
 };
-use crate::session::{ClientHandle, Control};
 
 const SHARDS: usize = 64;
 
@@ -685,8 +685,8 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::{Batch, Outbox};
     use crate::protocol::Payload;
-    use crate::session::{Batch, Outbox};
     use std::time::Duration;
 
     fn client() -> (Arc<ClientHandle>, Arc<Outbox>) {

@@ -21,10 +21,10 @@ use crate::engine::nats::NatsEngine;
 use crate::engine::{
     Broker, BrokerEventHandler, EngineError, HistoryOptions, HistoryQuery, PresenceManager, PublishOptions,
 };
+use crate::internode::{NodeInfo, UserCommand};
 use crate::metrics::Metrics;
 use crate::protocol::{ClientInfo, ErrorCode, HistoryResult, Payload, Publication, StreamPosition};
 use channels::ChannelRules;
-use cluster::{NodeInfo, UserCommand};
 use hub::Hub;
 
 /// Server version reported to clients and in `info`.
@@ -94,7 +94,7 @@ impl BrokerEventHandler for HubHandler {
         self.sent.with_label_values(&["leave"]).inc_by(n as u64);
     }
     fn handle_command(&self, command: &UserCommand) {
-        command.apply(&self.hub);
+        cluster::apply(command, &self.hub);
     }
     fn node_info(&self) -> NodeInfo {
         NodeInfo {

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::subscriptions::{payload_or_b64, SubSpec};
-use super::{ClientHandle, Connected, Session, State};
+use super::{Connected, Session, State};
 use crate::auth::{times, unix_now, ConnectClaims, SubOptions, TokenError};
+use crate::connection::ClientHandle;
 use crate::node::{PublishParams, VERSION};
 use crate::protocol::*;
 use crate::proxy::Hook;

@@ -1,8 +1,9 @@
 //! Instructions from the node (server API, hub continuity checks) carried out by the session
 //! that owns the connection's state.
 
-use super::{Control, Session, State};
+use super::{Session, State};
 use crate::auth::unix_now;
+use crate::connection::Control;
 use crate::protocol::Disconnect;
 
 impl Session {

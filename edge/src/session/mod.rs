@@ -5,14 +5,10 @@
 
 mod commands;
 mod control;
-mod handle;
-pub mod outbox;
 mod proxy;
 mod subscriptions;
 mod timers;
 
-pub use handle::ClientHandle;
-pub use outbox::{Batch, Control, Outbox, ServerSubscribe};
 pub use subscriptions::payload_or_b64;
 
 use std::collections::HashMap;
@@ -21,6 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::connection::{ClientHandle, Outbox};
 use crate::node::Node;
 use crate::protocol::{ClientInfo, Disconnect, Encoding, ErrorCode, Reply, ReplyBody};
 use timers::Timers;

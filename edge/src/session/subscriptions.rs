@@ -11,10 +11,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use std::time::Duration;
 
-use super::{ClientHandle, ServerSubscribe, Session, State, Subscription};
+use super::{Session, State, Subscription};
 use crate::auth::{times, unix_now, SubOverride, TokenError};
 use crate::config::ChannelOptions;
+use crate::connection::ClientHandle;
 use crate::engine::HistoryQuery;
+use crate::internode::ServerSubscribe;
 use crate::node::channels::{is_private, user_allowed};
 use crate::node::history_options;
 use crate::node::hub::{Added, Registration, Subscriber};

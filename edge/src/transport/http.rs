@@ -22,11 +22,12 @@ use futures_util::StreamExt;
 use prost::Message as _;
 use tokio::sync::mpsc;
 
-use crate::node::cluster::UserCommand;
+use crate::connection::{Batch, Outbox};
+use crate::internode::UserCommand;
 use crate::node::hub::Delivery;
 use crate::node::Node;
 use crate::protocol::{proto, Disconnect, Encoding, Push, PushBody, Reply};
-use crate::session::{Batch, Incoming, Outbox, Session, TransportInfo};
+use crate::session::{Incoming, Session, TransportInfo};
 
 /// Posted frames waiting for one session.
 const FRAME_QUEUE: usize = 64;

@@ -15,10 +15,11 @@ use tonic::body::Body;
 use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::Status;
 
+use crate::connection::{Batch, Outbox};
 use crate::grpc::Handler;
 use crate::node::Node;
 use crate::protocol::{proto, Encoding, Push, PushBody, Reply};
-use crate::session::{Batch, Outbox, Session, TransportInfo};
+use crate::session::{Session, TransportInfo};
 
 /// The gRPC service.
 #[derive(Clone)]

@@ -12,9 +12,10 @@ use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 
+use crate::connection::{Batch, Outbox};
 use crate::node::Node;
 use crate::protocol::{Disconnect, Encoding};
-use crate::session::{Batch, Incoming, Outbox, Session, TransportInfo};
+use crate::session::{Incoming, Session, TransportInfo};
 
 /// Read buffer per connection; small so idle connections stay cheap (client commands are
 /// small; a larger message is read in several chunks).

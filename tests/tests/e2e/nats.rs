@@ -210,11 +210,19 @@ async fn api_on_any_node_reaches_users_on_every_node() {
     let edges = nodes(&nats.url(), 3, json!({})).await;
     let (mut a, _) = edges[0].connected("42").await;
     let (mut b, _) = edges[1].connected("42").await;
-    edges[2].api("subscribe", json!({"user": "42", "channel": "chat:srv"})).await;
+    // Payloads in node commands (subscribe data and info, refresh info) must cross nodes.
+    let (_, body) = edges[2]
+        .api("subscribe", json!({"user": "42", "channel": "chat:srv", "info": {"i": 1}, "data": {"d": [1, 2]}}))
+        .await;
+    assert!(body.get("error").is_none(), "{body}");
     for c in [&mut a, &mut b] {
         let push = c.next_push().await;
         assert_eq!(push["channel"], "chat:srv", "{push}");
+        assert_eq!(push["subscribe"]["data"], json!({"d": [1, 2]}), "{push}");
     }
+    let (_, body) =
+        edges[2].api("refresh", json!({"user": "42", "info": {"r": true}, "expire_at": 4_000_000_000u64})).await;
+    assert!(body.get("error").is_none(), "a refresh carrying info reached every node: {body}");
     publish(&edges[2], "chat:srv", json!("x")).await;
     assert_eq!(a.next_push().await["pub"]["data"], "x");
     assert_eq!(b.next_push().await["pub"]["data"], "x");

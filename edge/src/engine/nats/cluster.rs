@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 
 use super::{unavailable, Shared};
 use crate::engine::EngineError;
-use crate::node::cluster::{NodeInfo, UserCommand};
+use crate::internode::{NodeInfo, UserCommand};
 
 /// How often nodes announce themselves.
 const HEARTBEAT: Duration = Duration::from_secs(2);

@@ -8,12 +8,12 @@ use async_nats::jetstream::stream::{DirectGetErrorKind, RawMessageErrorKind};
 use async_nats::jetstream::{self, consumer};
 use async_nats::HeaderMap;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 
 use super::{unavailable, ChainTip, NsStream, Shared, EPOCH, KIND, PREV};
 use crate::engine::{EngineError, HistoryOptions, HistoryQuery, PublishOptions, IDEMPOTENCY_WINDOW};
+use crate::internode::{decode_publication, encode_publication};
 use crate::node::channels::split_namespace;
-use crate::protocol::{ClientInfo, Payload, Publication, StreamPosition};
+use crate::protocol::{ClientInfo, Publication, StreamPosition};
 
 /// Channels whose last offset this node caches before the cache starts over.
 const MAX_CACHED_CHANNELS: usize = 100_000;
@@ -105,40 +105,6 @@ fn top_offset(m: &RawEntry) -> u64 {
     } else {
         m.0
     }
-}
-
-/// The stored form of a publication (offset and chain live in the stream and headers): JSON
-/// data as a value, binary data as base64 in `b64data`.
-#[derive(Deserialize, Serialize)]
-struct StoredPublication {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    data: Option<Payload>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    b64data: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    info: Option<ClientInfo>,
-    #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
-    tags: std::collections::HashMap<String, String>,
-    /// The publisher allows delta delivery.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    delta: bool,
-}
-
-pub fn decode_publication(bytes: &[u8]) -> Result<Publication, serde_json::Error> {
-    let p: StoredPublication = serde_json::from_slice(bytes)?;
-    let data = match (p.data, p.b64data) {
-        (Some(d), _) => d,
-        (None, Some(b64)) => Payload::from_base64(&b64).map_err(serde::de::Error::custom)?,
-        (None, None) => return Err(serde::de::Error::missing_field("data")),
-    };
-    Ok(Publication { data, info: p.info, offset: 0, tags: p.tags, delta: false, prev_offset: 0, use_delta: p.delta })
-}
-
-fn encode_publication(p: &Publication) -> Result<bytes::Bytes, EngineError> {
-    let (data, b64data) =
-        if p.data.is_binary() { (None, Some(p.data.to_base64())) } else { (Some(p.data.clone()), None) };
-    let stored = StoredPublication { data, b64data, info: p.info.clone(), tags: p.tags.clone(), delta: p.use_delta };
-    serde_json::to_vec(&stored).map(bytes::Bytes::from).map_err(|e| unavailable("encode", e))
 }
 
 /// The epoch a stored message carries (written by its publisher), if any.
@@ -312,7 +278,7 @@ impl Shared {
     ) -> Result<StreamPosition, EngineError> {
         self.ensure_connected()?;
         let namespace = split_namespace(channel).0;
-        let payload = encode_publication(&publication)?;
+        let payload = encode_publication(&publication).map_err(|e| unavailable("encode", e))?;
         if options.history.size == 0 {
             let subject = self.layout.live_subject(namespace, channel);
             self.client.publish(subject, payload).await.map_err(|e| unavailable("publish", e))?;

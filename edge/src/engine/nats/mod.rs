@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use super::{Broker, BrokerEventHandler, EngineError, HistoryQuery, PresenceManager, PublishOptions};
 use crate::config::Config;
-use crate::node::cluster::{NodeInfo, UserCommand};
+use crate::internode::{NodeInfo, UserCommand};
 use crate::protocol::{ClientInfo, Publication, StreamPosition};
 use subjects::Layout;
 
@@ -362,7 +362,7 @@ impl Shared {
                     None => self.streams.read().get(namespace).map(|s| s.epoch.to_string()).unwrap_or_default(),
                 };
                 let position = StreamPosition { offset: seq, epoch };
-                let Ok(mut publication) = history::decode_publication(&msg.payload) else {
+                let Ok(mut publication) = crate::internode::decode_publication(&msg.payload) else {
                     tracing::warn!(channel, "undecodable publication on the live subject");
                     return;
                 };

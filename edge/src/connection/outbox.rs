@@ -6,36 +6,12 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::Control;
 use crate::protocol::Disconnect;
 
 /// Most control messages waiting for one session; beyond that the connection is closed
 /// with 3010 so the client reconnects and recovers (nothing waits unbounded).
 const MAX_CONTROL: usize = 64;
-
-/// Instructions from the node to a session (the session owns its subscription state).
-#[derive(Debug, Clone)]
-pub enum Control {
-    /// Continuity of `channel` was lost (gap, epoch change, overflow while syncing).
-    InsufficientState { channel: String },
-    /// Server-side unsubscribe (API `unsubscribe`, subscription expiry).
-    Unsubscribe { channel: String, code: u32, reason: String },
-    /// Server-side subscribe of a live connection (API `subscribe`).
-    Subscribe(Box<ServerSubscribe>),
-    /// Server-side refresh of the connection's credentials (API `refresh`).
-    Refresh { expired: bool, expire_at: Option<i64>, info: Option<crate::protocol::Payload> },
-}
-
-/// Parameters of a server-side subscribe.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct ServerSubscribe {
-    pub channel: String,
-    pub info: Option<crate::protocol::Payload>,
-    pub data: Option<crate::protocol::Payload>,
-    pub expire_at: Option<i64>,
-    pub recover_since: Option<crate::protocol::StreamPosition>,
-    pub overrides: crate::auth::SubOverride,
-}
 
 /// Most bytes the writer puts in one frame (SDKs accept ≥ 1 MiB messages).
 const MAX_BATCH_BYTES: usize = 256 * 1024;
