@@ -53,6 +53,18 @@ pub struct HistoryOptions {
     pub meta_ttl: Duration,
 }
 
+impl HistoryOptions {
+    /// The options of a namespace: none unless history is on; its meta TTL, else the node's.
+    pub fn of(config: &crate::config::Config, options: &crate::config::ChannelOptions) -> Self {
+        if !options.history_enabled() {
+            return Self::default();
+        }
+        let meta_ttl =
+            if options.history_meta_ttl.is_zero() { config.history_meta_ttl.0 } else { options.history_meta_ttl.0 };
+        Self { size: options.history_size, ttl: options.history_ttl.0, meta_ttl }
+    }
+}
+
 /// How to publish: history options and an optional idempotency key.
 #[derive(Debug, Clone, Default)]
 pub struct PublishOptions {

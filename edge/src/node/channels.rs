@@ -1,16 +1,13 @@
-//! Channel names: namespace resolution, name rules and user-limited channels.
+//! Channel names against the config: namespace resolution and name rules (the name grammar
+//! itself is in [`crate::protocol::channel`]).
 
 use std::collections::HashMap;
 
 use regex::Regex;
 
 use crate::config::{ChannelOptions, Config};
+use crate::protocol::channel::split_namespace;
 use crate::protocol::ErrorCode;
-
-pub const NAMESPACE_BOUNDARY: char = ':';
-pub const USER_BOUNDARY: char = '#';
-pub const USER_SEPARATOR: char = ',';
-pub const PRIVATE_PREFIX: char = '$';
 
 /// A channel name checked against the config: its namespace and options.
 pub struct Resolved<'a> {
@@ -62,28 +59,6 @@ impl ChannelRules {
     }
 }
 
-/// `ns:rest` -> (`ns`, `rest`); a leading `$` is not part of the namespace.
-pub fn split_namespace(channel: &str) -> (&str, &str) {
-    let bare = channel.strip_prefix(PRIVATE_PREFIX).unwrap_or(channel);
-    match bare.split_once(NAMESPACE_BOUNDARY) {
-        Some((ns, rest)) => (ns, rest),
-        None => ("", bare),
-    }
-}
-
-/// Private channels always need a subscription token.
-pub fn is_private(channel: &str) -> bool {
-    channel.starts_with(PRIVATE_PREFIX)
-}
-
-/// Whether `user` is listed after the last `#` of a user-limited channel.
-pub fn user_allowed(channel: &str, user: &str) -> bool {
-    match channel.rsplit_once(USER_BOUNDARY) {
-        Some((_, users)) if !user.is_empty() => users.split(USER_SEPARATOR).any(|u| u == user),
-        _ => false,
-    }
-}
-
 /// Glob match where `*` stands for any run of characters.
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
@@ -113,6 +88,7 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::channel::user_allowed;
 
     #[test]
     fn namespaces_and_user_limits() {

@@ -261,7 +261,7 @@ impl Node {
         let history = if params.skip_history {
             HistoryOptions::default()
         } else {
-            history_options(&rules.config, resolved.options)
+            HistoryOptions::of(&rules.config, resolved.options)
         };
         let publication = Publication {
             data,
@@ -331,7 +331,7 @@ impl Node {
             n if n < 0 => max,
             n => (n as usize).min(max),
         };
-        let meta_ttl = history_options(&config, options).meta_ttl;
+        let meta_ttl = HistoryOptions::of(&config, options).meta_ttl;
         let query = HistoryQuery { limit: Some(limit), since, reverse, meta_ttl };
         let (publications, position) = self.history(channel, query).await?;
         Ok(HistoryResult { publications, epoch: position.epoch, offset: position.offset })
@@ -408,7 +408,7 @@ async fn check_positions(node: std::sync::Weak<Node>, wake: Arc<tokio::sync::Not
         let rules = node.rules();
         for channel in node.hub.positioned_channels() {
             let Ok(resolved) = rules.channels.resolve(&rules.config, &channel) else { continue };
-            let meta_ttl = history_options(&rules.config, resolved.options).meta_ttl;
+            let meta_ttl = HistoryOptions::of(&rules.config, resolved.options).meta_ttl;
             let query = HistoryQuery { limit: Some(0), since: None, reverse: false, meta_ttl };
             match node.history(&channel, query).await {
                 Ok((_, top)) => behind += node.hub.check_positions(&channel, &top),
@@ -418,16 +418,6 @@ async fn check_positions(node: std::sync::Weak<Node>, wake: Arc<tokio::sync::Not
         let delay = rules.config.client_channel_position_check_delay.0;
         next = if behind > 0 { POSITION_RECHECK.min(delay) } else { delay };
     }
-}
-
-/// The history options of a namespace.
-pub fn history_options(config: &Config, options: &ChannelOptions) -> HistoryOptions {
-    if !options.history_enabled() {
-        return HistoryOptions::default();
-    }
-    let meta_ttl =
-        if options.history_meta_ttl.is_zero() { config.history_meta_ttl.0 } else { options.history_meta_ttl.0 };
-    HistoryOptions { size: options.history_size, ttl: options.history_ttl.0, meta_ttl }
 }
 
 fn engine_error(err: EngineError) -> ErrorCode {

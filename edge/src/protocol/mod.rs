@@ -3,6 +3,7 @@
 //! Pure data and encoding, no I/O, so every transport (WebSocket now; HTTP-streaming and SSE
 //! later) shares one definition of the wire.
 
+pub mod channel;
 pub mod codec;
 pub mod codes;
 pub mod filter;

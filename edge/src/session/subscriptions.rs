@@ -15,13 +15,12 @@ use super::{Session, State, Subscription};
 use crate::auth::{times, unix_now, SubOverride, TokenError};
 use crate::config::ChannelOptions;
 use crate::connection::ClientHandle;
-use crate::engine::HistoryQuery;
+use crate::engine::{HistoryOptions, HistoryQuery};
 use crate::internode::ServerSubscribe;
-use crate::node::channels::{is_private, user_allowed};
-use crate::node::history_options;
 use crate::node::hub::{Added, Registration, Subscriber};
 use crate::node::recovery::{ReadResult, Reader};
 use crate::node::Node;
+use crate::protocol::channel::{is_private, user_allowed};
 use crate::protocol::*;
 
 /// How much longer than one engine call a subscriber waits for another's engine subscribe.
@@ -167,7 +166,7 @@ impl Session {
             return Ok((result, StreamPosition::default()));
         }
         let config = self.node.config();
-        let meta_ttl = history_options(&config, &spec.options).meta_ttl;
+        let meta_ttl = HistoryOptions::of(&config, &spec.options).meta_ttl;
         let top = |limit| HistoryQuery { limit: Some(limit), since: None, reverse: true, meta_ttl };
         result.positioned = true;
         result.recoverable = spec.recoverable;

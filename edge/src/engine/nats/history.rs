@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use super::{unavailable, ChainTip, NsStream, Shared, EPOCH, KIND, PREV};
 use crate::engine::{EngineError, HistoryOptions, HistoryQuery, PublishOptions, IDEMPOTENCY_WINDOW};
 use crate::internode::{decode_publication, encode_publication};
-use crate::node::channels::split_namespace;
+use crate::protocol::channel::split_namespace;
 use crate::protocol::{ClientInfo, Publication, StreamPosition};
 
 /// Channels whose last offset this node caches before the cache starts over.
@@ -191,12 +191,10 @@ impl Shared {
             let epoch: Arc<str> = match ns.stream.info().await {
                 Ok(info) => Arc::from(epoch_of(info)),
                 Err(_) => match self.config().namespace(&namespace).cloned() {
-                    Some(o) => {
-                        match self.ensure_stream(&namespace, crate::node::history_options(&self.config(), &o)).await {
-                            Ok(s) => s.epoch,
-                            Err(_) => continue,
-                        }
-                    }
+                    Some(o) => match self.ensure_stream(&namespace, HistoryOptions::of(&self.config(), &o)).await {
+                        Ok(s) => s.epoch,
+                        Err(_) => continue,
+                    },
                     None => continue,
                 },
             };
@@ -223,7 +221,7 @@ impl Shared {
         let options = config
             .namespace(namespace)
             .ok_or_else(|| EngineError::Unavailable(format!("namespace {namespace:?} has no history stream")))?;
-        self.ensure_stream(namespace, crate::node::history_options(&config, options)).await
+        self.ensure_stream(namespace, HistoryOptions::of(&config, options)).await
     }
 
     /// The channel's newest stored message (a publication or a position mark), if any.

@@ -299,7 +299,7 @@ impl Shared {
             .chain(config.namespaces.iter().map(|n| (n.name.as_str(), &n.options)));
         for (name, options) in all {
             if options.history_enabled() {
-                let history = crate::node::history_options(&config, options);
+                let history = crate::engine::HistoryOptions::of(&config, options);
                 self.ensure_stream(name, history).await?;
             }
         }
@@ -315,7 +315,7 @@ impl Shared {
     /// Subscribes this node to a channel's live subject and dispatches what arrives.
     async fn listen(self: &Arc<Self>, channel: &str) -> Result<(), EngineError> {
         self.ensure_connected()?;
-        let rules = crate::node::channels::split_namespace(channel).0.to_string();
+        let rules = crate::protocol::channel::split_namespace(channel).0.to_string();
         let subject = self.layout.live_subject(&rules, channel);
         let mut sub = self.client.subscribe(subject).await.map_err(|e| unavailable("subscribe", e))?;
         // The server handles one connection's operations in order: history requests sent
