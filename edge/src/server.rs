@@ -69,8 +69,15 @@ fn client_router(config: &Config, node: &Arc<Node>) -> Router<Arc<Node>> {
     r = r.route_layer(axum::middleware::from_fn_with_state(node.clone(), connection_gate));
     // Emulation POSTs carry commands of existing connections: not gated.
     if config.http_stream || config.sse {
-        r = r.route("/emulation", any(http::emulation));
+        r = r.route("/emulation", any(crate::transport::emulation::handler));
     }
+    // The emulated connections' registry: the transport's, reachable by the node for frames
+    // other nodes forward.
+    let sessions = Arc::new(crate::transport::emulation::Sessions::default());
+    if !node.set_emulation_inbox(sessions.clone()) {
+        tracing::warn!("this node's emulation inbox was installed already; forwarded frames go there");
+    }
+    r = r.layer(axum::Extension(sessions));
     // Outermost: a refused origin or a preflight costs no connection token.
     r = r.layer(axum::middleware::from_fn_with_state(node.clone(), crate::transport::cors::gate));
     // The admin UI checks origins itself (same origin only) and is not a CORS endpoint.

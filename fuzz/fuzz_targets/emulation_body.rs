@@ -3,7 +3,7 @@
 #![no_main]
 
 use gyre_edge::protocol::codec::Encoding;
-use gyre_edge::transport::http::decode_emulation;
+use gyre_edge::transport::emulation::decode_emulation;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

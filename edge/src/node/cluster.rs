@@ -2,16 +2,19 @@
 //! through the engine to every node, and each applies it here to its own connections.
 
 use super::hub::Hub;
+use super::EmulationInbox;
 use crate::connection::Control;
 use crate::internode::UserCommand;
 
 /// Applies a command to this node's matching connections.
-pub fn apply(command: &UserCommand, hub: &Hub) {
+pub fn apply(command: &UserCommand, hub: &Hub, emulation: Option<&dyn EmulationInbox>) {
     let target = match command {
         UserCommand::Emulation { session, data } => {
             use base64::Engine;
-            if let Ok(frame) = base64::engine::general_purpose::STANDARD.decode(data) {
-                let _ = hub.deliver_emulation(session, bytes::Bytes::from(frame));
+            match (emulation, base64::engine::general_purpose::STANDARD.decode(data)) {
+                (Some(inbox), Ok(frame)) => inbox.deliver_forwarded(session, bytes::Bytes::from(frame)),
+                (None, _) => tracing::debug!("an emulation frame arrived at a node serving no emulation"),
+                (_, Err(err)) => tracing::debug!(%err, "undecodable forwarded emulation frame"),
             }
             return;
         }

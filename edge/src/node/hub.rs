@@ -166,25 +166,10 @@ impl Registration {
 /// A user's connections on this node by client id.
 type UserConnections = HashMap<Arc<str>, Arc<ClientHandle>>;
 
-/// Where an emulated connection's commands go (HTTP-streaming and SSE read no socket).
-pub type EmulationSender = tokio::sync::mpsc::Sender<Bytes>;
-
-/// What became of a frame posted for an emulated connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    Delivered,
-    /// The connection has too many frames waiting: the client sends faster than it is served.
-    Busy,
-    /// No such connection on this node.
-    NotHere,
-}
-
 /// Sharded maps of channel subscribers and of users' connections.
 pub struct Hub {
     channels: Vec<RwLock<HashMap<Arc<str>, Arc<ChannelSubs>>>>,
     users: Vec<RwLock<HashMap<Arc<str>, UserConnections>>>,
-    /// Emulated connections by session id.
-    sessions: Mutex<HashMap<Arc<str>, EmulationSender>>,
     hasher: RandomState,
     num_clients: AtomicUsize,
     num_subs: AtomicUsize,
@@ -288,7 +273,6 @@ impl Default for Hub {
         Self {
             channels: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             users: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
-            sessions: Mutex::new(HashMap::new()),
             hasher: RandomState::new(),
             num_clients: AtomicUsize::new(0),
             num_subs: AtomicUsize::new(0),
@@ -335,25 +319,6 @@ impl Hub {
     /// Slots held now (connecting and connected clients under a connection limit).
     pub fn slots_held(&self) -> usize {
         self.slots.load(Ordering::Acquire)
-    }
-
-    /// Registers an emulated connection's command channel under its session id.
-    pub fn register_session(&self, session: Arc<str>, sender: EmulationSender) {
-        self.sessions.lock().insert(session, sender);
-    }
-
-    pub fn unregister_session(&self, session: &str) {
-        self.sessions.lock().remove(session);
-    }
-
-    /// Hands a posted frame to the emulated connection `session` if it lives on this node.
-    pub fn deliver_emulation(&self, session: &str, frame: Bytes) -> Delivery {
-        let Some(sender) = self.sessions.lock().get(session).cloned() else { return Delivery::NotHere };
-        match sender.try_send(frame) {
-            Ok(()) => Delivery::Delivered,
-            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Delivery::Busy,
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Delivery::NotHere,
-        }
     }
 
     /// Connections the user has on this node.

@@ -55,7 +55,18 @@ pub struct Node {
     /// Recovery reads shared by subscribers of one channel in a reconnect storm.
     pub shared_reads: recovery::SharedReads,
     shutting_down: AtomicBool,
+    /// Where frames forwarded for emulated connections go (installed by the transport).
+    emulation_inbox: EmulationSlot,
 }
+
+/// Takes frames other nodes forward for emulated connections on this one: the HTTP
+/// transport's session registry, installed with [`Node::set_emulation_inbox`] (the node
+/// knows no transport).
+pub trait EmulationInbox: Send + Sync {
+    fn deliver_forwarded(&self, session: &str, frame: bytes::Bytes);
+}
+
+type EmulationSlot = Arc<std::sync::OnceLock<Arc<dyn EmulationInbox>>>;
 
 /// Extra fields of a publication.
 #[derive(Default)]
@@ -78,6 +89,7 @@ struct HubHandler {
     name: String,
     started: Instant,
     engine: &'static str,
+    emulation_inbox: EmulationSlot,
 }
 
 impl BrokerEventHandler for HubHandler {
@@ -94,7 +106,7 @@ impl BrokerEventHandler for HubHandler {
         self.sent.with_label_values(&["leave"]).inc_by(n as u64);
     }
     fn handle_command(&self, command: &UserCommand) {
-        cluster::apply(command, &self.hub);
+        cluster::apply(command, &self.hub, self.emulation_inbox.get().map(|inbox| &**inbox));
     }
     fn node_info(&self) -> NodeInfo {
         NodeInfo {
@@ -131,7 +143,9 @@ impl Node {
         let name = if config.name.is_empty() { hostname() } else { config.name.clone() };
         let started = Instant::now();
         let position_check = Arc::new(tokio::sync::Notify::new());
+        let emulation_inbox = EmulationSlot::default();
         let handler = Arc::new(HubHandler {
+            emulation_inbox: emulation_inbox.clone(),
             hub: hub.clone(),
             position_check: position_check.clone(),
             sent: metrics.messages_sent.clone(),
@@ -182,6 +196,7 @@ impl Node {
             ),
             shared_reads: recovery::SharedReads::default(),
             shutting_down: AtomicBool::new(false),
+            emulation_inbox,
         });
         tokio::spawn(check_positions(Arc::downgrade(&node), position_check));
         Ok(node)
@@ -243,6 +258,12 @@ impl Node {
 
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Installs where forwarded emulation frames go; `false` when one was installed already
+    /// (the first stays: one transport serves a node).
+    pub fn set_emulation_inbox(&self, inbox: Arc<dyn EmulationInbox>) -> bool {
+        self.emulation_inbox.set(inbox).is_ok()
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -13,24 +13,19 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
+use axum::Extension;
 use bytes::{BufMut, BytesMut};
 use futures_util::StreamExt;
-use prost::Message as _;
 use tokio::sync::mpsc;
 
+use super::emulation::Sessions;
 use crate::connection::{Batch, Outbox};
-use crate::internode::UserCommand;
-use crate::node::hub::Delivery;
 use crate::node::Node;
-use crate::protocol::{proto, Disconnect, Encoding, Push, PushBody, Reply};
+use crate::protocol::{Disconnect, Encoding, Push, PushBody, Reply};
 use crate::session::{Incoming, Session, TransportInfo};
-
-/// Posted frames waiting for one session.
-const FRAME_QUEUE: usize = 64;
 
 /// How a stream frames what the session sends.
 #[derive(Clone, Copy)]
@@ -95,7 +90,7 @@ fn refuse(status: StatusCode, message: &'static str) -> Response {
 
 /// The method gate of a POST endpoint: 204 for OPTIONS (browser preflights were answered by
 /// the origin gate, [`super::cors`]), 405 for anything but POST, `None` to go on.
-fn post_only(method: &Method, what: &'static str) -> Option<Response> {
+pub(super) fn post_only(method: &Method, what: &'static str) -> Option<Response> {
     if *method == Method::OPTIONS {
         return Some(options());
     }
@@ -123,13 +118,19 @@ fn options() -> Response {
     resp
 }
 
-fn is_protobuf(headers: &HeaderMap) -> bool {
+pub(super) fn is_protobuf(headers: &HeaderMap) -> bool {
     headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"))
 }
 
 /// `POST /connection/http_stream`: the body is the connect command (Content-Type selects JSON
 /// or Protobuf); the response streams replies.
-pub async fn http_stream(State(node): State<Arc<Node>>, method: Method, headers: HeaderMap, body: Body) -> Response {
+pub async fn http_stream(
+    State(node): State<Arc<Node>>,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if let Some(resp) = post_only(&method, "POST a connect command") {
         return resp;
     }
@@ -139,11 +140,11 @@ pub async fn http_stream(State(node): State<Arc<Node>>, method: Method, headers:
         Err(refused) => return refused,
     };
     let encoding = if is_protobuf(&headers) { Encoding::Protobuf } else { Encoding::Json };
-    open(node, &headers, body, limit, Framing::Stream(encoding), "http_stream", None)
+    open(node, Some(&sessions), &headers, body, limit, Framing::Stream(encoding), "http_stream", None)
 }
 
 /// A request body under `limit` and `http_body_timeout`; the refusal as a response.
-async fn read_body(
+pub(super) async fn read_body(
     node: &Node,
     headers: &HeaderMap,
     body: Body,
@@ -165,6 +166,7 @@ pub struct SseQuery {
 /// `GET /connection/sse?cf_connect=<connect command>` (or `POST` with it as the body).
 pub async fn sse(
     State(node): State<Arc<Node>>,
+    Extension(sessions): Extension<Arc<Sessions>>,
     method: Method,
     Query(query): Query<SseQuery>,
     headers: HeaderMap,
@@ -176,7 +178,9 @@ pub async fn sse(
         Err(refused) => return refused,
     };
     match sse_request(&method, query, body) {
-        Some(Some(connect)) => open(node, &headers, connect, limit, Framing::Sse(Encoding::Json), "sse", None),
+        Some(Some(connect)) => {
+            open(node, Some(&sessions), &headers, connect, limit, Framing::Sse(Encoding::Json), "sse", None)
+        }
         Some(None) => refuse(StatusCode::BAD_REQUEST, "cf_connect query parameter required"),
         None => not_get_or_post(),
     }
@@ -200,7 +204,7 @@ pub async fn uni_http_stream(
     };
     match uni_connect_command(&body) {
         Some(connect) => {
-            open(node, &headers, connect, usize::MAX, Framing::Stream(Encoding::JsonUni), "uni_http_stream", None)
+            open(node, None, &headers, connect, usize::MAX, Framing::Stream(Encoding::JsonUni), "uni_http_stream", None)
         }
         None => refuse(StatusCode::BAD_REQUEST, "malformed connect request"),
     }
@@ -225,7 +229,9 @@ pub async fn uni_sse(
         return crate::listener::body::BodyError::TooLarge(limit).into_response();
     }
     match uni_connect_command(&request) {
-        Some(connect) => open(node, &headers, connect, usize::MAX, Framing::Sse(Encoding::JsonUni), "uni_sse", None),
+        Some(connect) => {
+            open(node, None, &headers, connect, usize::MAX, Framing::Sse(Encoding::JsonUni), "uni_sse", None)
+        }
         None => refuse(StatusCode::BAD_REQUEST, "malformed connect request"),
     }
 }
@@ -248,8 +254,12 @@ pub fn uni_connect_command(request: &[u8]) -> Option<Bytes> {
 /// Starts a session for a stream and returns the streaming response.
 /// `limit` caps the connect command (a GET's query parameter was not read as a body).
 /// `preset` authenticates the connect for the server's own streams (user, channels).
+/// Opens a stream; bidirectional ones register a session in `sessions` (unidirectional
+/// ones pass `None`: nothing is ever posted for them).
+#[allow(clippy::too_many_arguments)]
 fn open(
     node: Arc<Node>,
+    sessions: Option<&Arc<Sessions>>,
     headers: &HeaderMap,
     connect: Bytes,
     limit: usize,
@@ -264,26 +274,23 @@ fn open(
     if connect.len() > limit {
         return crate::listener::body::BodyError::TooLarge(limit).into_response();
     }
-    let uni = framing.encoding() == Encoding::JsonUni;
     // Bidirectional streams get a session id their posted commands are routed by.
-    let emulation = (!uni).then(|| {
-        let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
-        let (tx, rx) = mpsc::channel(FRAME_QUEUE);
-        node.hub.register_session(id.clone(), tx);
-        (id, rx)
+    let emulation = sessions.map(|sessions| {
+        let (id, rx) = sessions.open();
+        (sessions.clone(), id, rx)
     });
     let outbox = Arc::new(Outbox::new(config.client_queue_max_size));
     let transport = TransportInfo {
         name,
         encoding: framing.encoding(),
-        emulation_session: emulation.as_ref().map(|(id, _)| id.clone()),
+        emulation_session: emulation.as_ref().map(|(_, id, _)| id.clone()),
         headers: node.rules().proxies.forwarded_headers(headers),
     };
     let mut session = Session::new(node.clone(), outbox.clone(), transport);
     if let Some((user, channels)) = preset {
         session = session.preset(user, channels);
     }
-    tokio::spawn(run(node, session, connect, emulation));
+    tokio::spawn(run(session, connect, emulation));
     let stream = futures_util::stream::unfold(
         Some(StreamState { outbox: outbox.clone(), framing, started: false, _guard: CloseOnDrop(outbox) }),
         next_chunk,
@@ -298,6 +305,7 @@ pub fn server_stream(node: Arc<Node>, user: &str, channel: String) -> Response {
     let headers = HeaderMap::new();
     open(
         node,
+        None,
         &headers,
         connect,
         usize::MAX,
@@ -346,12 +354,14 @@ async fn next_chunk(state: Option<StreamState>) -> Option<(Result<Bytes, Infalli
 
 /// The session of a stream: the connect command first, then (bidirectional) posted frames.
 pub(super) async fn run(
-    node: Arc<Node>,
     mut session: Session,
     connect: Bytes,
-    emulation: Option<(Arc<str>, mpsc::Receiver<Bytes>)>,
+    emulation: Option<(Arc<Sessions>, Arc<str>, mpsc::Receiver<Bytes>)>,
 ) {
-    let (session_id, mut frames) = emulation.unzip();
+    let (registered, mut frames) = match emulation {
+        Some((sessions, id, rx)) => (Some((sessions, id)), Some(rx)),
+        None => (None, None),
+    };
     let mut disconnect = Box::pin(session.handle_frame(&connect)).await.err();
     if disconnect.is_none() {
         let mut incoming = match frames.take() {
@@ -364,92 +374,8 @@ pub(super) async fn run(
         };
         disconnect = session.drive(&mut incoming).await;
     }
-    if let Some(id) = session_id {
-        node.hub.unregister_session(&id);
+    if let Some((sessions, id)) = registered {
+        sessions.remove(&id);
     }
     Box::pin(session.close(disconnect)).await;
-}
-
-/// `POST /emulation`: a frame of commands for a session's connection (JSON
-/// `{"session","node","data"}` with `data` the newline-joined commands, or a Protobuf
-/// `EmulationRequest`). The frame goes to the node named in the request alone: this one, or
-/// another live node over its own engine subject. 204 whether or not the session still
-/// exists; 400 for a malformed request or node id, 404 for a node that is not live, 429 over
-/// `emulation_ip_rate_limit`.
-pub async fn emulation(
-    State(node): State<Arc<Node>>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    if let Some(resp) = post_only(&method, "POST commands") {
-        return resp;
-    }
-    if !node.emulation_limiter.check(peer.ip()) {
-        node.metrics.body_refused.with_label_values(&["emulation", "ip_rate_limit"]).inc();
-        return json_error(StatusCode::TOO_MANY_REQUESTS, "too many emulation requests from this address");
-    }
-    let limit = node.config().emulation_max_request_body_size;
-    let body = match read_body(&node, &headers, body, limit, "emulation").await {
-        Ok(b) => b,
-        Err(refused) => return refused,
-    };
-    let EmulationBody { session, node: target_node, frame } = match decode_emulation(&body, is_protobuf(&headers)) {
-        Ok(b) => b,
-        Err(message) => return json_error(StatusCode::BAD_REQUEST, message),
-    };
-    if target_node == node.id {
-        return match node.hub.deliver_emulation(&session, frame) {
-            Delivery::Busy => json_error(StatusCode::TOO_MANY_REQUESTS, "too many commands waiting for this session"),
-            Delivery::Delivered | Delivery::NotHere => StatusCode::NO_CONTENT.into_response(),
-        };
-    }
-    if uuid::Uuid::try_parse(&target_node).is_err() {
-        return json_error(StatusCode::BAD_REQUEST, "malformed node id");
-    }
-    match node.nodes().await {
-        Ok(nodes) if nodes.iter().any(|n| n.uid == target_node) => {}
-        Ok(_) => return json_error(StatusCode::NOT_FOUND, "node not found"),
-        Err(_) => return json_error(StatusCode::SERVICE_UNAVAILABLE, "cannot reach the session's node"),
-    }
-    let data = base64::engine::general_purpose::STANDARD.encode(&frame);
-    if let Err(code) = node.node_command(&target_node, UserCommand::Emulation { session, data }).await {
-        tracing::debug!(%code, "emulation frame not forwarded");
-        return json_error(StatusCode::SERVICE_UNAVAILABLE, "cannot reach the session's node");
-    }
-    StatusCode::NO_CONTENT.into_response()
-}
-
-fn json_error(status: StatusCode, message: &str) -> Response {
-    crate::listener::body::json_error(status, serde_json::json!({ "error": message }))
-}
-
-#[derive(serde::Deserialize)]
-struct JsonEmulation {
-    session: String,
-    #[serde(default)]
-    node: String,
-    data: String,
-}
-
-/// One emulation POST: the command frame for `session`, which lives on `node`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct EmulationBody {
-    pub session: String,
-    pub node: String,
-    pub frame: Bytes,
-}
-
-/// Decodes an emulation POST body (Protobuf `EmulationRequest` or its JSON form); `Err` is
-/// the 400 answer's message. Pure, so the fuzzer can reach it.
-pub fn decode_emulation(body: &[u8], protobuf: bool) -> Result<EmulationBody, &'static str> {
-    if protobuf {
-        let r = proto::EmulationRequest::decode(body).map_err(|_| "malformed EmulationRequest")?;
-        Ok(EmulationBody { session: r.session, node: r.node, frame: Bytes::from(r.data) })
-    } else {
-        let r =
-            serde_json::from_slice::<JsonEmulation>(body).map_err(|_| "expected {\"session\",\"node\",\"data\"}")?;
-        Ok(EmulationBody { session: r.session, node: r.node, frame: Bytes::from(r.data) })
-    }
 }

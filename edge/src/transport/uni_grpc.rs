@@ -69,7 +69,7 @@ fn consume(node: Arc<Node>, connect: proto::ConnectRequest) -> PushStream {
     let session = Session::new(node.clone(), outbox.clone(), transport);
     let command = proto::Command { id: 1, connect: Some(connect), ..Default::default() };
     let frame = Bytes::from(command.encode_length_delimited_to_vec());
-    tokio::spawn(super::http::run(node, session, frame, None));
+    tokio::spawn(super::http::run(session, frame, None));
     let guard = super::http::CloseOnDrop(outbox.clone());
     Box::pin(futures_util::stream::unfold(Some((outbox, guard, VecDeque::new())), next_push))
 }
