@@ -35,27 +35,24 @@ struct ServeArgs {
     #[arg(long)]
     internal_port: Option<u16>,
     /// Log level (overrides `log_level`).
-    #[arg(long)]
+    #[arg(long, value_parser = log_level_parser())]
     log_level: Option<config::LogLevel>,
 }
 
-impl clap::ValueEnum for config::LogLevel {
-    fn value_variants<'a>() -> &'a [Self] {
+/// `--log-level`: the config's level names, offered by clap as its possible values.
+fn log_level_parser() -> impl clap::builder::TypedValueParser<Value = config::LogLevel> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["trace", "debug", "info", "warn", "error", "none"]).map(|name| {
         use config::LogLevel::*;
-        &[Trace, Debug, Info, Warn, Error, None]
-    }
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        use config::LogLevel::*;
-        let name = match self {
-            Trace => "trace",
-            Debug => "debug",
-            Info => "info",
-            Warn => "warn",
-            Error => "error",
-            None => "none",
-        };
-        Some(clap::builder::PossibleValue::new(name))
-    }
+        match name.as_str() {
+            "trace" => Trace,
+            "debug" => Debug,
+            "warn" => Warn,
+            "error" => Error,
+            "none" => None,
+            _ => Info,
+        }
+    })
 }
 
 #[derive(Subcommand)]

@@ -9,7 +9,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cli;
-pub mod config;
+pub use gyre_config as config;
 pub mod connection;
 pub mod engine;
 pub mod grpc;

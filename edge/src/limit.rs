@@ -106,7 +106,7 @@ impl KeyedLimiter {
     /// parse were refused at config load) and the default cap on remembered addresses.
     pub fn for_ips(quota: Quota, exempt: &[String]) -> Self {
         let mut limiter = Self::new(quota, MAX_TRACKED_IPS);
-        limiter.exempt = exempt.iter().filter_map(|n| parse_network(n).ok()).collect();
+        limiter.exempt = exempt.iter().filter_map(|n| crate::config::parse_network(n).ok()).collect();
         limiter
     }
 
@@ -170,14 +170,6 @@ fn shard_of(ip: &IpAddr) -> usize {
 
 /// Source addresses a per-IP limiter remembers at most.
 pub const MAX_TRACKED_IPS: usize = 65_536;
-
-/// An address (`10.0.0.7`, `::1`) or a network (`10.0.0.0/8`).
-pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
-    let text = text.trim();
-    text.parse::<ipnet::IpNet>()
-        .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
-        .map_err(|_| format!("{text:?} is neither an IP address nor a network like 10.0.0.0/8"))
-}
 
 /// How often keyed limiters forget idle addresses.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);

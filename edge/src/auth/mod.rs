@@ -47,8 +47,8 @@ impl TokenVerifier {
             .then(|| DecodingKey::from_secret(config.token_hmac_secret_key.as_bytes()).ok())
             .flatten();
         // PEM keys are validated at config load; an unparsable one simply verifies nothing.
-        let rsa = rsa_key(&config.token_rsa_public_key).ok().flatten();
-        let ecdsa = ecdsa_key(&config.token_ecdsa_public_key).ok().flatten();
+        let rsa = crate::config::keys::rsa_key(&config.token_rsa_public_key).ok().flatten();
+        let ecdsa = crate::config::keys::ecdsa_key(&config.token_ecdsa_public_key).ok().flatten();
         let jwks = (!config.token_jwks_public_endpoint.is_empty())
             .then(|| Arc::new(jwks::Jwks::new(&config.token_jwks_public_endpoint)));
         Self {
@@ -162,22 +162,6 @@ impl TokenVerifier {
         self.check_common(&claims.aud, claims.iss.as_deref(), claims.exp, claims.nbf)?;
         Ok(claims)
     }
-}
-
-/// Parses an RSA public key PEM (empty: none).
-pub fn rsa_key(pem: &str) -> Result<Option<DecodingKey>, jsonwebtoken::errors::Error> {
-    if pem.trim().is_empty() {
-        return Ok(None);
-    }
-    DecodingKey::from_rsa_pem(pem.as_bytes()).map(Some)
-}
-
-/// Parses an ECDSA public key PEM (empty: none).
-pub fn ecdsa_key(pem: &str) -> Result<Option<DecodingKey>, jsonwebtoken::errors::Error> {
-    if pem.trim().is_empty() {
-        return Ok(None);
-    }
-    DecodingKey::from_ec_pem(pem.as_bytes()).map(Some)
 }
 
 /// Mints an HS256 subscription token for `user` and `channel`.

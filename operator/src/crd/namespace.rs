@@ -53,7 +53,7 @@ pub struct ClusterRef {
     pub name: String,
 }
 
-/// Every channel option of the edge config (`gyre_edge::config::ChannelOptions`), camelCased;
+/// Every channel option of the edge config (`gyre_config::ChannelOptions`), camelCased;
 /// a test keeps the two in step.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -1,8 +1,8 @@
-//! The edge config a cluster runs with, built from `gyre_edge::config` types (the edge's own
+//! The edge config a cluster runs with, built from `gyre_config` types (the edge's own
 //! definition, so the operator cannot write a key the edge does not know) and checked by the
 //! edge's own loader before it is applied.
 
-use gyre_edge::config::{Config, ConfigDuration, EngineKind, Format, LogFormat, Namespace as EdgeNamespace};
+use gyre_config::{Config, ConfigDuration, EngineKind, Format, LogFormat, Namespace as EdgeNamespace};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -134,7 +134,7 @@ pub fn render(cluster: &RealtimeCluster, namespaces: &[EdgeNamespace]) -> Result
         checked.insert(key.into(), Value::String("(from the Secret)".into()));
     }
     let checked = serde_json::to_string(&Value::Object(checked)).map_err(|e| e.to_string())?;
-    gyre_edge::config::load_str(&checked, Format::Json, &origin).map_err(|e| e.to_string())?;
+    gyre_config::load_str(&checked, Format::Json, &origin).map_err(|e| e.to_string())?;
 
     value.remove("namespaces");
     let restart = serde_json::to_vec(&Value::Object(value)).map_err(|e| e.to_string())?;
@@ -174,8 +174,7 @@ fn minimal(c: &Config) -> Result<Map<String, Value>, String> {
         }
         out.insert(key, value);
     }
-    let option_defaults =
-        serde_json::to_value(gyre_edge::config::ChannelOptions::default()).map_err(|e| e.to_string())?;
+    let option_defaults = serde_json::to_value(gyre_config::ChannelOptions::default()).map_err(|e| e.to_string())?;
     let namespaces: Vec<Value> = c
         .namespaces
         .iter()

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use gyre_edge::config::{ChannelOptions, Namespace as EdgeNamespace};
+use gyre_config::{ChannelOptions, Namespace as EdgeNamespace};
 use kube::ResourceExt;
 use serde_json::{Map, Value};
 
@@ -61,7 +61,7 @@ pub fn resolve(objects: &[Namespace]) -> Resolution {
             continue;
         }
         match channel_options(&ns.spec.options) {
-            Ok(options) if gyre_edge::config::valid_namespace_name(&name) => {
+            Ok(options) if gyre_config::valid_namespace_name(&name) => {
                 by_name.insert(name.clone(), Accepted { object, namespace: EdgeNamespace { name, options } });
             }
             Ok(_) => out.rejected.push(Rejected {

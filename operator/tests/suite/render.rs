@@ -104,9 +104,8 @@ fn config_is_the_edges_own_format_with_secrets_from_env() {
     let (cluster, ns) = example("chat-cluster.yaml");
     let r = render::render(&cluster, &ns).expect("render");
     let text = &r.config_map.data.as_ref().expect("data")["config.json"];
-    let config =
-        gyre_edge::config::load_str(text, gyre_edge::config::Format::Json, "rendered").expect("edge accepts it");
-    assert_eq!(config.engine, gyre_edge::config::EngineKind::Nats);
+    let config = gyre_config::load_str(text, gyre_config::Format::Json, "rendered").expect("edge accepts it");
+    assert_eq!(config.engine, gyre_config::EngineKind::Nats);
     assert_eq!((config.port, config.internal_port), (8000, Some(9000)));
     assert_eq!(config.nats_replicas, 3);
     assert!(config.token_hmac_secret_key.is_empty() && config.api_key.is_empty(), "no secret in the ConfigMap");
@@ -213,7 +212,7 @@ fn a_uni_grpc_port_serves_the_transport_on_the_client_service() {
     cluster.spec.ports.uni_grpc = Some(11001);
     let r = render::render(&cluster, &ns).expect("render");
     let text = &r.config_map.data.as_ref().expect("data")["config.json"];
-    let config = gyre_edge::config::load_str(text, gyre_edge::config::Format::Json, "rendered").expect("edge config");
+    let config = gyre_config::load_str(text, gyre_config::Format::Json, "rendered").expect("edge config");
     assert_eq!((config.uni_grpc, config.uni_grpc_port), (true, 11001));
     let service = r.client_service.spec.as_ref().and_then(|s| s.ports.as_ref()).expect("ports");
     let uni = service.iter().find(|p| p.name.as_deref() == Some("uni-grpc")).expect("uni-grpc service port");
@@ -237,7 +236,7 @@ fn a_namespace_the_cluster_cannot_serve_is_rejected_alone() {
     let r = render::render(&cluster, &ns).expect("render");
     assert_eq!((r.namespace_names.len(), r.rejected.len()), (2, 0));
     let text = &r.config_map.data.as_ref().expect("data")["config.json"];
-    let config = gyre_edge::config::load_str(text, gyre_edge::config::Format::Json, "rendered").expect("edge config");
+    let config = gyre_config::load_str(text, gyre_config::Format::Json, "rendered").expect("edge config");
     assert!(config.namespaces[1].options.subscribe_proxied());
 }
 
@@ -246,7 +245,7 @@ fn crd_channel_options_cover_the_edge_options() {
     let crd = serde_json::to_value(gyre_operator::crd::namespace::ChannelOptions::default()).expect("json");
     let mut crd_keys: Vec<String> = crd.as_object().expect("object").keys().map(|k| snake_case(k)).collect();
     crd_keys.sort();
-    let edge = serde_json::to_value(gyre_edge::config::ChannelOptions::default()).expect("json");
+    let edge = serde_json::to_value(gyre_config::ChannelOptions::default()).expect("json");
     // Options the edge refuses (named and stream proxies, map subscriptions) are not offered;
     // the proxy switches are offered once, by their v5 names.
     let unsupported = |k: &str| {
@@ -305,9 +304,9 @@ fn the_admin_ui_is_internal_only_with_its_secrets_from_env() {
     assert_eq!(r.secrets, ["dev-gyre"]);
 
     // The edge's loader, given the variables the pod gets, serves the UI on the internal port.
-    let config = gyre_edge::config::load_str(
+    let config = gyre_config::load_str(
         &text.replacen('{', r#"{"admin_password": "p", "admin_secret": "s","#, 1),
-        gyre_edge::config::Format::Json,
+        gyre_config::Format::Json,
         "rendered",
     )
     .expect("edge config");

@@ -18,7 +18,7 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         );
     }
     for (i, network) in c.ip_rate_limit_exempt.iter().enumerate() {
-        if let Err(e) = crate::limit::parse_network(network) {
+        if let Err(e) = crate::parse_network(network) {
             err(format!("ip_rate_limit_exempt[{i}]"), e);
         }
     }
@@ -41,10 +41,10 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     if c.internal_max_connections == 0 {
         err("internal_max_connections".into(), "must be at least 1".into());
     }
-    if let Err(e) = crate::auth::rsa_key(&c.token_rsa_public_key) {
+    if let Err(e) = crate::keys::rsa_key(&c.token_rsa_public_key) {
         err("token_rsa_public_key".into(), format!("invalid RSA public key PEM: {e}"));
     }
-    if let Err(e) = crate::auth::ecdsa_key(&c.token_ecdsa_public_key) {
+    if let Err(e) = crate::keys::ecdsa_key(&c.token_ecdsa_public_key) {
         err("token_ecdsa_public_key".into(), format!("invalid ECDSA public key PEM: {e}"));
     }
     if c.engine_timeout.0.is_zero() || c.engine_timeout.0 > std::time::Duration::from_secs(60) {
@@ -69,10 +69,10 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         {
             err(key.into(), format!("must be an http(s):// or grpc:// URL, got {endpoint:?}"));
         } else if let Some(authority) = grpc {
-            if authority.is_empty() || axum::http::uri::Authority::try_from(authority).is_err() {
+            if authority.is_empty() || http::uri::Authority::try_from(authority).is_err() {
                 err(key.into(), format!("invalid grpc:// address {endpoint:?}: use grpc://host:port"));
             }
-        } else if !endpoint.is_empty() && reqwest::Url::parse(endpoint).is_err() {
+        } else if !endpoint.is_empty() && url::Url::parse(endpoint).is_err() {
             err(key.into(), format!("invalid URL {endpoint:?}"));
         }
         if timeout.is_zero() {
@@ -80,14 +80,12 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
     for (i, name) in c.proxy_http_headers.iter().enumerate() {
-        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             err(format!("proxy_http_headers[{i}]"), format!("invalid header name {name:?}"));
         }
     }
     for (name, value) in &c.proxy_static_http_headers {
-        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()
-            || axum::http::HeaderValue::from_str(value).is_err()
-        {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() || http::HeaderValue::from_str(value).is_err() {
             err(format!("proxy_static_http_headers.{name}"), "invalid header name or value".into());
         }
     }
@@ -273,7 +271,7 @@ impl ChannelOptions {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{load_str, Format};
+    use crate::{load_str, Format};
 
     #[test]
     fn rejects_bad_namespaces_and_options() {

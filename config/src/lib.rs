@@ -4,6 +4,7 @@
 //! problem is reported with the key and the file (or variable) it came from.
 
 mod duration;
+pub mod keys;
 mod load;
 mod nested;
 mod validate;
@@ -14,6 +15,14 @@ pub use load::{default_path, load, load_str, ConfigError, ConfigIssue, Format};
 pub use validate::valid_namespace_name;
 
 use serde::{Deserialize, Serialize};
+
+/// An address (`10.0.0.7`, `::1`) or a network (`10.0.0.0/8`).
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is neither an IP address nor a network like 10.0.0.0/8"))
+}
 
 /// Which engine carries publications, history and presence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
