@@ -263,6 +263,12 @@ async fn a_killed_node_leaves_presence_within_the_ttl() {
     assert!(eventually!(6, presence_clients(&a, "chat:k").await == 1), "the dead node's client stayed in presence");
 }
 
+/// The node tried to set up its NATS engine and failed at least once (the positive signal
+/// before asserting it is not ready).
+fn tried_and_failed(g: &Gyre) -> bool {
+    g.logs().contains("nats engine not ready; retrying")
+}
+
 /// The `gyre_node_engine_ready` line of /metrics.
 async fn engine_ready_metric(g: &Gyre) -> String {
     let text = g.http().get(format!("{}/metrics", g.internal_base())).send().await.expect("metrics");
@@ -312,7 +318,7 @@ async fn nats_unreachable_at_start_is_not_ready_then_recovers() {
     let mut p = json!({"engine": "nats", "nats_url": format!("nats://127.0.0.1:{port}"), "nats_storage": "memory"});
     merge(&mut p, json!({}));
     let g = Gyre::start(p);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(eventually!(10, tried_and_failed(&g)), "{}", g.logs());
     assert_eq!(g.health().await, 503);
     let (_, body) = g.api("publish", json!({"channel": "chat:x", "data": 1})).await;
     assert_eq!(body["error"]["code"], 100, "{body}");
@@ -465,7 +471,7 @@ async fn nats_credentials_from_config() {
     let g = node(&url, "auth", json!({"nats_token": "s3cret"})).await;
     publish(&g, "chat:a", json!(1)).await;
     let wrong = Gyre::start(json!({"engine": "nats", "nats_url": url, "nats_token": "nope"}));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(eventually!(10, tried_and_failed(&wrong)), "{}", wrong.logs());
     assert_eq!(wrong.health().await, 503, "a node with a wrong NATS token must not be ready");
 }
 
@@ -543,7 +549,7 @@ async fn nats_user_password_and_nkey_credentials() {
     publish(&g, "chat:a", json!(1)).await;
     let stranger = nkeys::KeyPair::new_user();
     let wrong = Gyre::start(json!({"engine": "nats", "nats_url": url, "nats_nkey_seed": stranger.seed().unwrap()}));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(eventually!(10, tried_and_failed(&wrong)), "{}", wrong.logs());
     assert_eq!(wrong.health().await, 503, "an unknown NKey must not make a ready node");
 }
 
@@ -557,7 +563,7 @@ async fn nats_over_tls_with_a_configured_ca() {
     publish(&g, "chat:a", json!(1)).await;
     // Without the CA the server's certificate is not trusted: never ready.
     let untrusted = Gyre::start(json!({"engine": "nats", "nats_url": url}));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(eventually!(10, tried_and_failed(&untrusted)), "{}", untrusted.logs());
     assert_eq!(untrusted.health().await, 503);
 }
 
