@@ -39,20 +39,12 @@ struct ServeArgs {
     log_level: Option<config::LogLevel>,
 }
 
-/// `--log-level`: the config's level names, offered by clap as its possible values.
+/// `--log-level`: the config's level names, offered by clap as its possible values and read
+/// by the config's own deserializer (one definition of the names).
 fn log_level_parser() -> impl clap::builder::TypedValueParser<Value = config::LogLevel> {
     use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(["trace", "debug", "info", "warn", "error", "none"]).map(|name| {
-        use config::LogLevel::*;
-        match name.as_str() {
-            "trace" => Trace,
-            "debug" => Debug,
-            "warn" => Warn,
-            "error" => Error,
-            "none" => None,
-            _ => Info,
-        }
-    })
+    clap::builder::PossibleValuesParser::new(["trace", "debug", "info", "warn", "error", "none"])
+        .try_map(|name| serde_json::from_value::<config::LogLevel>(serde_json::Value::String(name)))
 }
 
 #[derive(Subcommand)]
